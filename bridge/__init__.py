@@ -1,0 +1,1 @@
+"""Local daemon, OSC protocol, discovery and OTIO batch filling."""

@@ -1,0 +1,1 @@
+"""ViSAGe model core: checkpoints, code patterns, transformer, generation."""
