@@ -1,0 +1,61 @@
+"""Shared fixtures: where the golden parity files are, offline mode, and the markers' skip rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the network: transformers / huggingface_hub otherwise retry for ~50 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The project's reference material: ``$VISAGE_SHARED_DIR`` or ``../shared`` next to the checkout."""
+    return Path(os.environ.get("VISAGE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """Golden tensors from the official code (read-only: never edit or regenerate them)."""
+    path = shared_dir() / "parity"
+    if not path.is_dir():
+        pytest.skip(f"parity vectors not found at {path} (set VISAGE_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    """Real video files made by others (read-only)."""
+    path = shared_dir() / "media"
+    if not path.is_dir():
+        pytest.skip(f"shared media not found at {path} (set VISAGE_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def otio_samples_dir() -> Path:
+    """Real editorial files made by others (read-only)."""
+    path = shared_dir() / "otio_samples"
+    if not path.is_dir():
+        pytest.skip(f"OTIO samples not found at {path} (set VISAGE_SHARED_DIR)")
+    return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_weights = os.environ.get("VISAGE_TEST_WEIGHTS") == "1"
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_gpu = False
+    for item in items:
+        if "weights" in item.keywords and not run_weights:
+            item.add_marker(pytest.mark.skip(reason="needs the released weights: set VISAGE_TEST_WEIGHTS=1"))
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
