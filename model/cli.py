@@ -1,2 +1,59 @@
-def main():
-    print("hi")
+"""The ``visage`` command: one entry point, a fixed table of stages, each imported only when used.
+
+Keeping imports lazy makes ``visage --help`` instant and lets a stage whose optional dependencies are
+missing fail with its own message instead of breaking every other stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# name -> (module, help). The module has add_<name>_arguments(parser) and run_<name>(args) -> int and
+# imports nothing heavy at module level.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": (
+        "visage.model.commands",
+        "report what is installed, cached and usable; --fix repairs torchaudio",
+    ),
+    "bench": ("visage.model.commands", "speed benchmarks: `visage bench generate`"),
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visage",
+        description="First-order ambisonics (AmbiX) from video and a camera direction, with ViSAGe.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
+        p.set_defaults(_run=(module, f"run_{name}"))
+        getattr(importlib.import_module(module), f"add_{name}_arguments")(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        module, func = args._run
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

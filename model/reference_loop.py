@@ -27,12 +27,16 @@ def reference_generate_cfg(
     top_k: int = 256,
     do_sample: bool = True,
     generator: torch.Generator | None = None,
+    num_frames: int | None = None,
 ) -> torch.Tensor:
-    """Codes [B, T_out, K] as the official ``generate_cfg`` makes them (joint guidance only)."""
+    """Codes [B, T_out, K] as the official ``generate_cfg`` makes them (joint guidance only).
+
+    ``num_frames`` shortens the run (for benchmarks); the result is then exactly that many frames.
+    """
     cfg, pattern = model.config, model.pattern
     pad = cfg.dac_pad_token_id
     b, f, _ = clip.shape
-    t = cfg.sequence.generated_codec_frames(f)
+    t = cfg.sequence.generated_codec_frames(f) if num_frames is None else num_frames
     total = pattern.num_steps(t)
     live = pattern.live_mask(t)  # [S, K]
     model.eval()
@@ -68,5 +72,5 @@ def reference_generate_cfg(
             h_cond = model.decoder(emb, cache=cond_cache)[:, -1]
             h_uncond = model.decoder(emb, cache=uncond_cache)[:, -1]
     codes = pattern.revert(torch.stack(rows, dim=1), t)  # [B, T, K]
-    n_out = cfg.sequence.output_codec_frames(f)
+    n_out = cfg.sequence.output_codec_frames(f) if num_frames is None else t
     return torch.cat([codes, codes[:, -1:].expand(b, n_out - t, -1)], dim=1)
