@@ -129,6 +129,27 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Fail early, before any work, if :func:`write_ambix` could not write ``path``.
+
+    Checks the suffix, that the folder exists and accepts new files (by creating and removing a
+    temporary file), and that neither the WAV nor its sidecar exists unless ``overwrite``.
+
+    Raises:
+        ValueError, MissingOutputFolderError, UnwritableOutputFolderError, OutputExistsError.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".wav":
+        raise ValueError(f"{path}: AmbiX output must be a .wav file")
+    _check_folder(path.parent)
+    if not overwrite:
+        for existing in (path, sidecar_path(path)):
+            if existing.exists():
+                raise OutputExistsError(existing)
+    _reserve_temp(path).unlink()
+    return path
+
+
 def write_ambix(
     path: str | os.PathLike[str],
     audio: npt.ArrayLike,

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "visage.model.commands",
         "report what is installed, cached and usable; --fix repairs torchaudio",
     ),
+    "generate": ("visage.model.commands", "generate an AmbiX WAV for a video range and a camera direction"),
+    "download": ("visage.model.commands", "fetch the ViSAGe, CLIP and DAC weights ahead of time"),
     "bench": ("visage.model.commands", "speed benchmarks: `visage bench generate`"),
 }
 

@@ -218,7 +218,7 @@ def generate(
     top_k: int | None = 256,
     temperature: float = 1.0,
     do_sample: bool = True,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     frame_counts: int | Sequence[int] | torch.Tensor | None = None,
     num_frames: int | Sequence[int] | None = None,
     prompt: torch.Tensor | None = None,
@@ -235,7 +235,8 @@ def generate(
         energy_map: [B, F, 49] or None; direction: [B, 3] model direction vectors or None.
         guidance: see :class:`Guidance`.
         top_k, temperature, do_sample: see :class:`Sampling`.
-        generator: random stream for sampling (reproducible runs).
+        generator: random stream for sampling (reproducible runs); a sequence gives each clip its own
+            stream, so that a clip's result does not depend on which other clips share its batch.
         frame_counts: real CLIP frames per clip (default F for all).
         num_frames: code frames to generate per clip; default the official int(frames / 4 * 86), and
             then the result is padded to the official length by repeating the last frame (431 for 20
@@ -256,6 +257,8 @@ def generate(
     sampling = Sampling(do_sample, top_k, temperature)
     seq = cfg.sequence
 
+    if isinstance(generator, Sequence) and len(generator) != b:
+        raise ValueError(f"{len(generator)} generators for a batch of {b} clips")
     counts = _as_counts(frame_counts, b, "frame_counts") or [f] * b
     if any(not 1 <= c <= f for c in counts):
         raise ValueError(f"frame_counts {counts} must lie in [1, {f}]")
@@ -332,7 +335,10 @@ def generate(
             guided = guidance.combine(per_variant)  # [B, n, C]
             if step_observer is not None:
                 step_observer(step, rows, per_variant, guided)
-            chosen = choose_codes(guided, sampling, generator)  # [B, n]
+            if isinstance(generator, Sequence):  # one stream per clip
+                chosen = torch.stack([choose_codes(guided[i], sampling, g) for i, g in enumerate(generator)])
+            else:
+                chosen = choose_codes(guided, sampling, generator)  # [B, n]
             row = torch.full((b, k), pad, dtype=torch.long, device=device)
             row[:, rows] = chosen
             row = torch.where(forced_d[:, step], forced_ids_d[:, step], row)

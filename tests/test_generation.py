@@ -108,6 +108,23 @@ def test_sampling_is_reproducible_with_a_generator(model) -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_per_clip_generators_make_results_independent_of_the_batch(model) -> None:
+    clip, energy, direction = _inputs(b=2, seed=4)
+    pair = model.generate(
+        clip,
+        energy,
+        direction,
+        num_frames=8,
+        generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+    )
+    alone = model.generate(
+        clip[1:], energy[1:], direction[1:], num_frames=8, generator=[torch.Generator().manual_seed(2)]
+    )
+    assert torch.equal(pair[1:], alone)
+    with pytest.raises(ValueError, match="generators"):
+        model.generate(clip, energy, direction, num_frames=8, generator=[torch.Generator()])
+
+
 def test_clips_of_different_lengths_generate_together(model) -> None:
     clip, energy, direction = _inputs(b=2, f=4, seed=1)
     result = model.generate_full(clip, energy, direction, do_sample=False, frame_counts=[4, 2])
