@@ -130,7 +130,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` = bf16 on a CUDA GPU that supports it (fast, not bit-equal to the official fp32), else fp32."""
+    """``auto`` = bf16 on a CUDA GPU that supports it (fast; not bit-equal to official fp32), else fp32."""
     if dtype == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
@@ -299,7 +299,7 @@ class VideoToAmbisonics:
     def _plan(self, index: int, request: GenerationRequest) -> _Plan:
         start, end = validate_request(request)
         seq = self.model.config.sequence
-        windows = plan_windows(end - start, seq)
+        windows = plan_windows(start, end, seq)
         directions = [
             direction_for_window(
                 request.direction,

@@ -14,9 +14,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 # Official DAC hop size per sample rate (dac_downsample_rate in the official config).
 _DAC_HOP_LENGTH = {44100: 512}
+
+
+_MICROSECONDS = 1_000_000  # ffmpeg's time grid: input seconds are rounded to it before counting frames
+
+
+def clip_frame_count(start: float, end: float, fps: int | Fraction = 4) -> int:
+    """CLIP frames sampled from [start, end): one at each ``start + k / fps`` strictly before ``end``.
+
+    That is ``ceil((end - start) * fps)`` with both ends first rounded to microseconds, so a 5-s clip
+    gives the official 20 frames, 4.9999999 s too, and 5.1 s gives 21. The only frame-count rule: video
+    decoding and window planning both use it.
+    """
+    span = Fraction(round(end * _MICROSECONDS), _MICROSECONDS) - Fraction(
+        round(start * _MICROSECONDS), _MICROSECONDS
+    )
+    return max(0, math.ceil(span * Fraction(fps)))
 
 
 @dataclass(frozen=True)
@@ -60,12 +77,11 @@ class SequenceConfig:
         """Longest clip one encoder pass can see (5 s for the released model)."""
         return self.max_clip_frames / self.clip_frame_rate
 
-    def clip_frames(self, seconds: float) -> int:
-        """CLIP frames sampled from a clip: one at each start + k / fps strictly before its end."""
-        if seconds <= 0:
-            raise ValueError(f"clip duration must be positive, got {seconds}")
-        # The tolerance keeps 5.0 s at 20 frames despite float noise such as 4.999999999.
-        return max(1, math.ceil(seconds * self.clip_frame_rate - 1e-6))
+    def clip_frames(self, start: float, end: float) -> int:
+        """CLIP frames of the media range [start, end) (see :func:`clip_frame_count`)."""
+        if not end > start:
+            raise ValueError(f"the range [{start}, {end}) s is empty")
+        return clip_frame_count(start, end, self.clip_frame_rate)
 
     def generated_codec_frames(self, clip_frames: int) -> int:
         """Code frames the model generates for ``clip_frames`` encoder frames (official int(F/fps*86))."""

@@ -43,6 +43,8 @@ from av.sidedata.sidedata import SideData
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from .sequence import clip_frame_count
+
 _MICROSECONDS = 1_000_000  # ffmpeg's AV_TIME_BASE: container times and our rounding of input seconds
 # Counter-clockwise display rotation -> libavfilter filters (name, arguments) that undo it.
 _UPRIGHT_FILTERS: dict[int, list[tuple[str, str | None]]] = {
@@ -106,16 +108,6 @@ class ClipFrames:
     timestamps: np.ndarray
     source_timestamps: np.ndarray
     info: VideoInfo
-
-
-def clip_frame_count(start: float, end: float, fps: int | Fraction = 4) -> int:
-    """Frames sampled from [start, end): one at each ``start + k / fps`` strictly before ``end``.
-
-    That is ``ceil((end - start) * fps)``: a 5-s clip at 4 fps gives the official 20 frames, and a 5.1-s
-    clip 21. Both ends are first rounded to microseconds, so 4.9999999 s still gives 20.
-    """
-    span = _microseconds(end) - _microseconds(start)
-    return max(0, math.ceil(span * Fraction(fps)))
 
 
 def probe_video(path: str | Path) -> VideoInfo:

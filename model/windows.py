@@ -56,10 +56,10 @@ class Window:
         return self.code_stop - self.code_start - self.repeat_last
 
 
-def plan_windows(seconds: float, seq: SequenceConfig) -> list[Window]:
-    """Windows covering a clip of ``seconds``, producing exactly enough code frames for its audio."""
-    clip_frames = seq.clip_frames(seconds)
-    code_frames = seq.codec_frames_for_samples(max(1, round(seconds * seq.sample_rate)))
+def plan_windows(start: float, end: float, seq: SequenceConfig) -> list[Window]:
+    """Windows covering the media range [start, end), producing exactly enough code frames for its audio."""
+    clip_frames = seq.clip_frames(start, end)
+    code_frames = seq.codec_frames_for_samples(max(1, round((end - start) * seq.sample_rate)))
     max_frames = seq.generated_codec_frames(seq.max_clip_frames)  # 430 per window
     if clip_frames <= seq.max_clip_frames and code_frames <= max_frames + 1:
         # One window, as the official model: a full 5 s is 430 frames plus the last one repeated.

@@ -16,7 +16,7 @@ def test_released_rates() -> None:
 
 def test_five_second_clip_lengths_are_the_official_ones() -> None:
     s = RELEASED_SEQUENCE
-    frames = s.clip_frames(5.0)
+    frames = s.clip_frames(0.0, 5.0)
     assert frames == 20
     assert s.generated_codec_frames(frames) == 430
     assert s.output_codec_frames(frames) == 431
@@ -29,12 +29,13 @@ def test_five_second_clip_lengths_are_the_official_ones() -> None:
     [(0.1, 1, 21), (0.25, 1, 21), (0.26, 2, 43), (1.0, 4, 86), (2.3, 10, 215), (4.999999999, 20, 430)],
 )
 def test_short_clips(seconds: float, frames: int, generated: int) -> None:
-    assert RELEASED_SEQUENCE.clip_frames(seconds) == frames
+    assert RELEASED_SEQUENCE.clip_frames(0.0, seconds) == frames
+    assert RELEASED_SEQUENCE.clip_frames(12.5, 12.5 + seconds) == frames
     assert RELEASED_SEQUENCE.generated_codec_frames(frames) == generated
 
 
 def test_bad_values() -> None:
     with pytest.raises(ValueError, match="no DAC model"):
         SequenceConfig(sample_rate=48000)
-    with pytest.raises(ValueError, match="positive"):
-        RELEASED_SEQUENCE.clip_frames(0.0)
+    with pytest.raises(ValueError, match="empty"):
+        RELEASED_SEQUENCE.clip_frames(3.0, 3.0)

@@ -25,9 +25,9 @@ from media_factory import (
     time_from_u,
 )
 
+from visage.model.sequence import clip_frame_count
 from visage.model.video_io import (
     VideoError,
-    clip_frame_count,
     probe_video,
     read_clip_frames,
 )
