@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .decode_step import StaticDecodeStep
 from .visage import Visage
 
 # A guidance variant says which conditions are replaced by their null embeddings: (video, direction).
@@ -226,6 +227,7 @@ def generate(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     step_observer: StepObserver | None = None,
+    static_steps: bool | None = None,
 ) -> GenerationResult:
     """Generate the codes of a batch of clips.
 
@@ -247,6 +249,8 @@ def generate(
         progress: called as progress(done, total) after each step.
         should_stop: polled between steps; True stops early (``cancelled`` in the result).
         step_observer: called with each step's logits (see :data:`StepObserver`).
+        static_steps: decode with fixed tensor shapes, replayed as a CUDA graph on a GPU (default: on
+            CUDA only; on a CPU the dynamic form is faster).
     """
     cfg = model.config
     pattern = model.pattern
@@ -325,6 +329,8 @@ def generate(
         out[:, :prefill] = forced_ids_d[:, :prefill]
         first = out[:, :prefill].repeat(v, 1, 1) if prefill else None
         h = model.decoder(model.decoder.embed(first, prepend_bos=True, batch_size=v * b), cache=cache)[:, -1]
+        static = device.type == "cuda" if static_steps is None else static_steps
+        decode_step = StaticDecodeStep(model.decoder, cache, v * b, use_graph=True) if static else None
         cancelled = False
         for step in range(prefill, total_steps):
             if should_stop is not None and should_stop():
@@ -347,8 +353,13 @@ def generate(
             if progress is not None:
                 progress(step + 1, total_steps)
             if step + 1 < total_steps:
-                emb = model.decoder.embed(row[:, None].repeat(v, 1, 1), prepend_bos=False)
-                h = model.decoder(emb, cache=cache)[:, -1]
+                rows_in = row.repeat(v, 1)  # [N, K]: every variant is fed the same choice
+                if decode_step is not None:
+                    h = decode_step(rows_in, step + 1)
+                else:
+                    h = model.decoder(model.decoder.embed(rows_in[:, None], prepend_bos=False), cache=cache)[
+                        :, -1
+                    ]
     finally:
         model.train(was_training)
 

@@ -156,12 +156,15 @@ class DecoderLayer(nn.Module):
         cross_kv: tuple[torch.Tensor, torch.Tensor],
         cross_mask: torch.Tensor | None,
         cache_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
-        start: int = 0,
+        start: int | torch.Tensor = 0,
     ) -> torch.Tensor:
         """One layer over ``x`` [B, n, D] holding decoder positions ``start .. start + n - 1``.
 
         Without ``cache_kv`` the chunk is the whole sequence (teacher forcing). With it, the chunk's
         keys/values are written into the cache at ``start`` and the queries see every earlier position.
+        ``start`` given as a 0-d tensor selects the static-shape form for one position (n = 1): the
+        write is an ``index_copy_`` and attention spans the whole cache under a mask, so every tensor
+        keeps its shape from step to step and the step can be captured in a CUDA graph.
         """
         s, train = self.sizes, self.training
         attn_drop = s.attention_dropout if train else 0.0
@@ -169,6 +172,13 @@ class DecoderLayer(nn.Module):
         n = x.shape[1]
         if cache_kv is None:
             h = self.self_attn.attend(x, k, v, is_causal=n > 1, dropout=attn_drop)
+        elif isinstance(start, torch.Tensor):
+            cache_k, cache_v = cache_kv
+            where = start.view(1)
+            cache_k.index_copy_(2, where, k)
+            cache_v.index_copy_(2, where, v)
+            mask = (torch.arange(cache_k.shape[2], device=x.device) <= start)[None, None, None, :]
+            h = self.self_attn.attend(x, cache_k, cache_v, mask, dropout=attn_drop)
         else:
             cache_k, cache_v = cache_kv
             end = start + n
@@ -386,6 +396,24 @@ class CodeDecoder(nn.Module):
             return h
         if start + n > cache.capacity:
             raise ValueError(f"decoder cache holds {cache.capacity} positions; asked for {start + n}")
+        return self._through_layers(h, cache, start, advance=n)
+
+    def static_step(
+        self, embeddings: torch.Tensor, cache: DecoderCache, position: torch.Tensor
+    ) -> torch.Tensor:
+        """One decoder position [B, 1, D] at ``position`` (a 0-d long tensor) with fixed tensor shapes.
+
+        Numerically the same as :meth:`forward` with a cache; every shape is independent of the
+        position, so the call can be recorded once as a CUDA graph and replayed. ``cache.length`` is
+        left to the caller.
+        """
+        pos = self.positions.weight.index_select(0, position.view(1) + self.position_offset)  # [1, D]
+        h = F.dropout(self.embed_norm(embeddings + pos), self.dropout, self.training)
+        return self._through_layers(h, cache, position, advance=0)
+
+    def _through_layers(
+        self, h: torch.Tensor, cache: DecoderCache, start: int | torch.Tensor, advance: int
+    ) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             h = layer(
                 h,
@@ -394,7 +422,7 @@ class CodeDecoder(nn.Module):
                 (cache.self_keys[i], cache.self_values[i]),
                 start,
             )
-        cache.length = start + n
+        cache.length += advance
         return h
 
 

@@ -100,6 +100,26 @@ def test_batched_loop_equals_official_structure_when_greedy(model) -> None:
     assert fast.shape == (2, 87, 36)  # 4 frames -> 86 generated + 1 repeated
 
 
+def test_static_shape_steps_equal_the_dynamic_ones(model) -> None:
+    # the form replayed as a CUDA graph on a GPU, run eagerly here
+    clip, energy, direction = _inputs(b=2, seed=8)
+    seen = {}
+    for static in (False, True):
+        logits = []
+        result = model.generate_full(
+            clip,
+            energy,
+            direction,
+            do_sample=False,
+            frame_counts=[4, 3],
+            static_steps=static,
+            step_observer=lambda s, r, v, g, out=logits: out.append(g),
+        )
+        seen[static] = (result.codes, torch.cat([g.flatten() for g in logits]))
+    assert torch.equal(seen[True][0], seen[False][0])
+    assert (seen[True][1] - seen[False][1]).abs().max() < 1e-4
+
+
 def test_sampling_is_reproducible_with_a_generator(model) -> None:
     clip, energy, direction = _inputs()
     a = model.generate(clip, energy, direction, generator=torch.Generator().manual_seed(5))
