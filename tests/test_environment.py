@@ -93,3 +93,12 @@ def test_bench_runs_on_the_tiny_architecture(capsys) -> None:
 def test_unknown_command_is_an_error() -> None:
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+def test_public_names_load_lazily() -> None:
+    code = (
+        "import sys, visage.model as m; assert 'torch' not in sys.modules; "
+        "assert sorted(m.__all__) == sorted(m._EXPORTS); m.Visage; m.VideoToAmbisonics; print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stderr
