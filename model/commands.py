@@ -88,6 +88,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ViSAGe checkpoint folder or Hugging Face repo id (default jaeyeonkim99/visage)",
     )
+    parser.add_argument("--subfolder", default=None, help="checkpoint folder inside the repo or folder")
     parser.add_argument(
         "--model",
         default=None,
@@ -172,7 +173,9 @@ def run_generate(args: argparse.Namespace) -> int:
         validate_request(request)  # before the slow part: model loading
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
         _quiet_libraries()
-        pipeline = VideoToAmbisonics.load(checkpoint, device=args.device, dtype=args.dtype)
+        pipeline = VideoToAmbisonics.load(
+            checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype
+        )
     except Exception as exc:  # every failure is one line naming the file or argument
         return _fail("generate", exc)
     with tqdm(

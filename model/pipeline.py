@@ -228,6 +228,7 @@ class VideoToAmbisonics:
         cls,
         checkpoint: str | Path = DEFAULT_REPO_ID,
         *,
+        subfolder: str | None = None,
         device: str = "auto",
         dtype: str = "auto",
         clip_model: str | Path = DEFAULT_CLIP_MODEL,
@@ -244,7 +245,9 @@ class VideoToAmbisonics:
             name = TINY_RANDOM
         else:
             name = str(checkpoint)
-        model = load_pretrained(checkpoint, device=dev, dtype=dt, local_files_only=local_files_only)
+        model = load_pretrained(
+            checkpoint, subfolder=subfolder, device=dev, dtype=dt, local_files_only=local_files_only
+        )
         offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes")
         vision = ClipVisionEncoder.from_pretrained(clip_model, device=dev, local_files_only=offline)
         codec = FoaCodec(DacCodec.load(dac_weights, device=dev))
