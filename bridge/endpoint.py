@@ -1,0 +1,220 @@
+"""`Endpoint`: request handling between the transports and the job queue (no sockets of its own).
+
+For each packet: decode (`osc_protocol.parse_packet`), check the token, resolve paths
+(`security.PathPolicy`), act on the `JobQueue`, and answer through a `routes.ReplyRoute`. Every failure
+is answered with a specific `/visage/error` and logged; nothing a client sends can stop the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+
+from . import const
+from .engine import GenerateSpec
+from .errors import ErrorCode, RequestError
+from .job_queue import JobQueue
+from .jobs import Job, JobState
+from .osc_protocol import (
+    Cancel,
+    Error,
+    Generate,
+    Ping,
+    Pong,
+    Rejected,
+    Reply,
+    Request,
+    Status,
+    parse_packet,
+)
+from .routes import ReplyRoute, RouteTable, send_reply
+from .security import PathPolicy, token_ok
+
+log = logging.getLogger(__name__)
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+_MAX_STEM_CHARS = 100
+_PACKET_LEVEL = (ErrorCode.MALFORMED, ErrorCode.TOO_LARGE)
+
+
+def output_name(media: Path, job_id: str) -> str:
+    """File name for a job that names only an output folder: ``<media stem>-<job id>.wav``."""
+    stem = _UNSAFE_NAME_CHARS.sub("_", media.stem)[:_MAX_STEM_CHARS].strip(" .") or "visage"
+    return f"{stem}-{job_id}.wav"
+
+
+def fingerprint(request: Generate) -> str:
+    """Canonical parameters of a generate request (without routing and token)."""
+    return json.dumps(
+        [request.media, request.start, request.end, request.yaw, request.pitch, request.options.to_json()],
+        separators=(",", ":"),
+    )
+
+
+class Endpoint:
+    """Handles decoded requests; see the module docstring.
+
+    Args:
+        queue: the job queue.
+        policy: path rules.
+        outputs_dir: default output folder.
+        token: required token, or None.
+        model_id, device: reported by `pong`.
+        routes: the route table (also builds UDP routes for requests that name a reply port).
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        routes: RouteTable,
+        policy: PathPolicy,
+        outputs_dir: Path,
+        token: str | None,
+        model_id: str,
+        device: str,
+    ) -> None:
+        self._queue = queue
+        self._routes = routes
+        self._policy = policy
+        self._outputs_dir = outputs_dir
+        self._token = token
+        self._model_id = model_id
+        self._device = device
+
+    # -- entry points for the transports ---------------------------------------------------------
+
+    def handle_packet(self, data: bytes, route: ReplyRoute, max_bytes: int) -> None:
+        """Handle one datagram or TCP frame from ``route``."""
+        for item in parse_packet(data, max_bytes):
+            if isinstance(item, Rejected):
+                self._reject(item, route)
+            else:
+                self._handle_request(item, route)
+
+    def handle_frame_error(self, error: RequestError, route: ReplyRoute) -> None:
+        """A TCP frame that could not be delimited or unescaped."""
+        log.warning("from %s: %s", route.peer_host, error)
+        send_reply(route, Error("", error.code.value, error.message))
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _target(self, route: ReplyRoute, reply_port: int) -> ReplyRoute:
+        return self._routes.udp_route(route.peer_host, reply_port) if reply_port else route
+
+    def _reject(self, rejected: Rejected, route: ReplyRoute) -> None:
+        error = rejected.error
+        log.warning("rejected request from %s: %s", route.peer_host, error)
+        if error.code not in _PACKET_LEVEL and not token_ok(self._token, rejected.token):
+            send_reply(route, Error(rejected.job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token"))
+            return
+        send_reply(
+            self._target(route, rejected.reply_port), Error(rejected.job_id, error.code.value, error.message)
+        )
+
+    def _handle_request(self, request: Request, route: ReplyRoute) -> None:
+        job_id = getattr(request, "job_id", "")
+        if not token_ok(self._token, request.token):
+            log.warning("unauthorized %s from %s", type(request).__name__, route.peer_host)
+            send_reply(route, Error(job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token"))
+            return
+        target = self._target(route, request.reply_port)
+        try:
+            reply = self._dispatch(request, target)
+        except RequestError as error:
+            log.warning("%s %s from %s: %s", type(request).__name__, job_id, route.peer_host, error)
+            reply = Error(error.job_id or job_id, error.code.value, error.message)
+        except Exception as exc:
+            log.exception("internal error handling %s", type(request).__name__)
+            reply = Error(job_id, ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}")
+        if reply is not None:
+            send_reply(target, reply)
+
+    def _dispatch(self, request: Request, target: ReplyRoute) -> Reply | None:
+        if isinstance(request, Ping):
+            waiting, running = self._queue.counts()
+            return Pong(const.PROTOCOL_VERSION, self._model_id, self._device, waiting, running)
+        if isinstance(request, Generate):
+            return self._generate(request, target)
+        if isinstance(request, Cancel):
+            owner = self._routes.route_for(self._queue.get(request.job_id))
+            reply, emitted = self._queue.cancel(request.job_id)
+            return None if emitted and owner == target else reply  # the owner has it already
+        if isinstance(request, Status):
+            return self._queue.latest_event(request.job_id)
+        raise AssertionError(f"unhandled request {request!r}")
+
+    def _generate(self, request: Generate, target: ReplyRoute) -> Reply | None:
+        job_id = request.job_id or uuid.uuid4().hex
+        try:
+            spec = self._spec(request, job_id)
+            if not request.options.overwrite and spec.output.exists() and not self._queue.exists(job_id):
+                # Checked when a job is accepted, not when it runs: once accepted, a job owns its output
+                # path (a run resumed after a crash may replace what its first attempt wrote).
+                raise RequestError(
+                    ErrorCode.OUTPUT_EXISTS,
+                    f"output {str(spec.output)!r} already exists; set option overwrite=true to replace it",
+                )
+        except RequestError as error:
+            raise error.with_job_id(request.job_id) from None
+        persisted = target.persisted()
+        job = Job(
+            id=job_id,
+            seq=0,
+            state=JobState.ACCEPTED,
+            spec=spec,
+            fingerprint=fingerprint(request),
+            reply_host=persisted[0] if persisted else None,
+            reply_port=persisted[1] if persisted else None,
+            use_cache=request.options.use_cache,
+        )
+        stored, created = self._queue.submit(job, target)
+        if created:
+            log.info(
+                "job %s accepted: %s [%s, %s] yaw %.1f pitch %.1f -> %s",
+                job_id,
+                spec.media,
+                spec.start,
+                spec.end,
+                spec.yaw,
+                spec.pitch,
+                spec.output,
+            )
+            return None  # `accepted` was emitted by the queue, ordered before any progress
+        return self._queue.latest_event(stored.id)
+
+    def _spec(self, request: Generate, job_id: str) -> GenerateSpec:
+        options = request.options
+        media = self._policy.input_file(request.media, "media")
+        curve = (
+            None
+            if options.direction_curve is None
+            else self._policy.input_file(options.direction_curve, "direction_curve")
+        )
+        if options.output is not None:
+            output = self._policy.output_file(options.output)
+        else:
+            folder = (
+                self._outputs_dir
+                if options.output_dir is None
+                else self._policy.output_dir(options.output_dir)
+            )
+            output = folder / output_name(media, job_id)
+        if output in (media, curve):
+            raise RequestError(ErrorCode.BAD_OUTPUT, "output would overwrite an input file")
+        return GenerateSpec(
+            media=media,
+            start=request.start,
+            end=request.end,
+            yaw=request.yaw,
+            pitch=request.pitch,
+            direction_curve=curve,
+            guidance=options.guidance,
+            seed=options.seed,
+            sample_rate=options.sample_rate,
+            output=output,
+            extra=dict(options.extra),
+        )

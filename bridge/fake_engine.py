@@ -1,0 +1,162 @@
+"""`FakeEngine`: a stand-in model that writes a real, small AmbiX WAV after a configurable delay.
+
+It lets the daemon, the host plugins and their tests run without torch or weights
+(``visage serve --model fake:delay=0.2,steps=4,seconds=0.5``). Each output is a tone panned to the
+requested direction with first-order AmbiX encoding (ACN order W, Y, Z, X; SN3D), 16-bit PCM, plus a
+JSON sidecar. Test hooks in the request options: ``"fake_fail": "<code>"`` fails that job with the
+code; ``"fake_raise": true`` makes the whole batch raise.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import math
+import sys
+import threading
+import time
+import wave
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from . import const
+from .atomic_files import atomic_output, atomic_write_bytes
+from .engine import (
+    CancelledCallback,
+    GenerateSpec,
+    JobDone,
+    JobFailed,
+    JobOutcome,
+    ProgressCallback,
+    cancelled_outcome,
+)
+
+FAKE_TONE_HZ = 440.0
+FAKE_AMPLITUDE = 0.25  # of full scale
+
+
+@dataclass(frozen=True)
+class FakeSettings:
+    delay_s: float = 0.5  # per batch, spread over the steps
+    steps: int = 5  # progress callbacks (decoder steps) per batch
+    seconds: float = 1.0  # longest audio written, seconds
+    model_id: str = "fake-1"
+
+    @classmethod
+    def parse(cls, model: str) -> FakeSettings:
+        """Parse ``fake[:delay=S,steps=N,seconds=S,model_id=NAME]``."""
+        _, _, params = model.partition(":")
+        values: dict[str, object] = {}
+        for item in filter(None, params.split(",")):
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(f"fake engine parameter {item!r} is not key=value")
+            if key in ("delay", "seconds"):
+                values["delay_s" if key == "delay" else key] = float(raw)
+            elif key == "steps":
+                values["steps"] = max(1, int(raw))
+            elif key == "model_id":
+                values["model_id"] = raw
+            else:
+                raise ValueError(f"unknown fake engine parameter {key!r} (delay, steps, seconds, model_id)")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def foa_tone(spec: GenerateSpec, seconds: float) -> bytes:
+    """Interleaved 16-bit AmbiX samples [T, C] of a tone from (yaw, pitch), little-endian."""
+    yaw, pitch = math.radians(spec.yaw), math.radians(spec.pitch)
+    gains = (1.0, math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch))
+    frames = max(1, round(seconds * spec.sample_rate))
+    step = 2.0 * math.pi * FAKE_TONE_HZ / spec.sample_rate
+    phase = (spec.seed or 0) % 360 * math.pi / 180.0
+    full_scale = 32767 * FAKE_AMPLITUDE
+    mono = [math.sin(step * n + phase) * full_scale for n in range(frames)]
+    samples = array.array("h", bytes(2 * 4 * frames))
+    for channel, gain in enumerate(gains):
+        samples[channel::4] = array.array("h", [int(x * gain) for x in mono])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+class FakeEngine:
+    """Implements `engine.Engine` without a model; see the module docstring."""
+
+    device: str
+
+    def __init__(self, settings: FakeSettings | None = None, device: str = "cpu") -> None:
+        self.settings = settings or FakeSettings()
+        self.model_id = self.settings.model_id
+        self.device = device
+        self.batch_sizes: list[int] = []  # one entry per run_batch call, for tests and benchmarks
+        self._lock = threading.Lock()
+
+    def batch_key(self, spec: GenerateSpec) -> Hashable:
+        return (spec.sample_rate, self._seconds(spec))
+
+    def _seconds(self, spec: GenerateSpec) -> float:
+        wanted = self.settings.seconds if spec.end is None else spec.end - spec.start
+        return min(wanted, self.settings.seconds)
+
+    def run_batch(
+        self, specs: Sequence[GenerateSpec], progress: ProgressCallback, cancelled: CancelledCallback
+    ) -> list[JobOutcome]:
+        with self._lock:
+            self.batch_sizes.append(len(specs))
+        if any(spec.extra.get("fake_raise") for spec in specs):
+            raise RuntimeError("fake engine asked to raise")
+        live = [True] * len(specs)
+        steps = self.settings.steps
+        for step in range(steps):
+            if not any(live):
+                break  # every job of the batch was cancelled
+            time.sleep(self.settings.delay_s / steps)
+            for i in range(len(specs)):
+                if live[i] and cancelled(i):
+                    live[i] = False
+                elif live[i]:
+                    progress(i, (step + 1) / (steps + 1), "decoding")
+        outcomes: list[JobOutcome] = []
+        for i, spec in enumerate(specs):
+            if not live[i]:
+                outcomes.append(cancelled_outcome())
+                continue
+            fail = spec.extra.get("fake_fail")
+            if fail:
+                outcomes.append(JobFailed(str(fail), "fake engine asked to fail"))
+                continue
+            progress(i, steps / (steps + 1), "writing")
+            outcomes.append(self._write(spec))
+        return outcomes
+
+    def _write(self, spec: GenerateSpec) -> JobDone:
+        seconds = self._seconds(spec)
+        with atomic_output(spec.output) as temp:
+            with wave.open(str(temp), "wb") as out:
+                out.setnchannels(4)
+                out.setsampwidth(2)
+                out.setframerate(spec.sample_rate)
+                out.writeframes(foa_tone(spec, seconds))
+        metadata = spec.output.with_suffix(".json")
+        sidecar = {
+            "format": const.OUTPUT_FORMAT,
+            "channel_order": "ACN",
+            "normalization": "SN3D",
+            "model_id": self.model_id,
+            "media": str(spec.media),
+            "start": spec.start,
+            "end": spec.end,
+            "yaw": spec.yaw,
+            "pitch": spec.pitch,
+            "seed": spec.seed,
+            "guidance": spec.guidance,
+            "sample_rate": spec.sample_rate,
+            "duration_s": seconds,
+        }
+        atomic_write_bytes(metadata, json.dumps(sidecar, indent=2).encode())
+        return JobDone(output=spec.output, metadata=metadata)
+
+
+def create_fake_engine(model: str, device: str) -> FakeEngine:
+    """`engine.EngineFactory` for ``--model fake[:...]``."""
+    return FakeEngine(FakeSettings.parse(model), device=device if device != "auto" else "cpu")
