@@ -129,7 +129,12 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
     handlers = _configure_logging(args.log_level, settings.log_path)
     try:
         log.info("loading model %r on %s", args.model, args.device)
-        engine = factory(args.model, args.device)
+        try:
+            engine = factory(args.model, args.device)
+        except Exception as exc:  # a missing checkpoint, weights not downloadable offline, ...
+            log.error("cannot load model %r: %s", args.model, exc)
+            print(f"visage serve: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+            return 2
         return Daemon(settings, engine).serve_until_stopped()
     except StateDirBusy as exc:
         log.error("%s", exc)

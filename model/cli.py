@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "generate": ("visage.model.commands", "generate an AmbiX WAV for a video range and a camera direction"),
     "download": ("visage.model.commands", "fetch the ViSAGe, CLIP and DAC weights ahead of time"),
+    "serve": ("visage.bridge.cli", "run the local daemon editors talk to over OSC (found with ZeroConf)"),
+    "submit": ("visage.bridge.cli", "send one clip to a running daemon and wait for its AmbiX WAV"),
     "bench": ("visage.model.commands", "speed benchmarks: `visage bench generate`"),
 }
 

@@ -34,7 +34,7 @@ from .direction import (
 )
 from .energy_map import energy_map
 from .generation import Guidance, generate
-from .video_io import VideoError, probe_video, read_clip_frames
+from .video_io import RangeError, VideoError, probe_video, read_clip_frames
 from .visage import Visage
 from .vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
 from .windows import Window, plan_windows
@@ -181,14 +181,14 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
     start = float(request.start)
     end = info.duration if request.end is None else float(request.end)
     if not (np.isfinite(start) and np.isfinite(end)):
-        raise VideoError(f"{request.media}: start and end must be finite, got {start}, {end}")
+        raise RangeError(f"{request.media}: start and end must be finite, got {start}, {end}")
     if start < 0:
-        raise VideoError(f"{request.media}: start must be >= 0 s, got {start} s")
+        raise RangeError(f"{request.media}: start must be >= 0 s, got {start} s")
     if start >= end:
-        raise VideoError(f"{request.media}: start ({start} s) must be before end ({end} s)")
+        raise RangeError(f"{request.media}: start ({start} s) must be before end ({end} s)")
     half_frame = 0.5 / float(info.frame_rate) if info.frame_rate else 0.0
     if end > info.duration + half_frame:
-        raise VideoError(
+        raise RangeError(
             f"{request.media}: range [{start}, {end}) s goes beyond the end of the video "
             f"at {info.duration:.3f} s"
         )

@@ -59,6 +59,10 @@ class VideoError(ValueError):
     """A video file cannot give the frames asked for; the message names the file and the reason."""
 
 
+class RangeError(VideoError):
+    """The requested time range is empty, negative, not finite or beyond the end of the video."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds, as a player would show it.
@@ -166,9 +170,9 @@ def read_clip_frames(
         raise VideoError(f"{path}: fps and size must be positive, got fps={fps}, size={size}")
     start_t, end_t = _microseconds(start, path, "start"), _microseconds(end, path, "end")
     if start_t < 0:
-        raise VideoError(f"{path}: start must be >= 0 s, got {start} s")
+        raise RangeError(f"{path}: start must be >= 0 s, got {start} s")
     if start_t >= end_t:
-        raise VideoError(f"{path}: start ({start} s) must be before end ({end} s)")
+        raise RangeError(f"{path}: start ({start} s) must be before end ({end} s)")
     with _open(path) as container:
         stream = _video_stream(container)
         if stream is None:
@@ -177,7 +181,7 @@ def read_clip_frames(
         info, first_time = _describe(path, container, stream)
         tolerance = 1 / (2 * info.frame_rate) if info.frame_rate else Fraction(0)
         if end_t > Fraction(info.duration) + tolerance:
-            raise VideoError(
+            raise RangeError(
                 f"{path}: range [{start}, {end}) s goes beyond the end of the video at {info.duration:.3f} s"
             )
         count = clip_frame_count(start, end, fps)
@@ -195,7 +199,7 @@ def read_clip_frames(
 def _microseconds(seconds: float, path: Path | None = None, name: str = "time") -> Fraction:
     """Seconds rounded to ffmpeg's microsecond grid, as an exact fraction."""
     if not math.isfinite(seconds):
-        raise VideoError(f"{path}: {name} must be a finite number of seconds, got {seconds}")
+        raise RangeError(f"{path}: {name} must be a finite number of seconds, got {seconds}")
     return Fraction(round(seconds * _MICROSECONDS), _MICROSECONDS)
 
 
