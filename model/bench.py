@@ -19,6 +19,7 @@ import torch
 from .config import VisageConfig
 from .generation import generate
 from .reference_loop import reference_generate_cfg
+from .tiny_random import random_conditions
 from .visage import Visage
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -85,11 +86,8 @@ def run_benchmark(
         dtype = DTYPES[name]
         model = base.to(device=dev, dtype=dtype).eval()
         for b in batches:
-            clip = (0.5 * torch.randn(b, config.max_source_length, config.d_clip, generator=g)).to(dev, dtype)
-            energy = torch.softmax(torch.randn(b, config.max_source_length, 49, generator=g), -1).to(
-                dev, dtype
-            )
-            direction = torch.nn.functional.normalize(torch.randn(b, 3, generator=g), dim=-1).to(dev, dtype)
+            inputs = random_conditions(b, config.max_source_length, seed=seed + b, d_clip=config.d_clip)
+            clip, energy, direction = (x.to(dev, dtype) for x in inputs)
             gen = torch.Generator(device=dev).manual_seed(seed)
 
             args = (model, clip, energy, direction)

@@ -38,6 +38,22 @@ def randomize_weights(model: Visage, seed: int = 0) -> Visage:
     return model
 
 
+def random_conditions(
+    batch: int, frames: int, *, seed: int = 0, d_clip: int = 512
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded stand-in encoder inputs with the real statistics' shapes, for tests and benchmarks.
+
+    Returns:
+        CLIP frames [B, F, d_clip] (scale 0.5), energy maps [B, F, 49] (rows sum to 1) and unit
+        direction vectors [B, 3].
+    """
+    g = torch.Generator().manual_seed(seed)
+    clip = 0.5 * torch.randn(batch, frames, d_clip, generator=g)
+    energy = torch.softmax(2 * torch.randn(batch, frames, 49, generator=g), -1)
+    direction = torch.nn.functional.normalize(torch.randn(batch, 3, generator=g), dim=-1)
+    return clip, energy, direction
+
+
 def tiny_random_visage(seed: int = 0, config: VisageConfig | None = None) -> Visage:
     """The ``tiny`` architecture with seeded random weights, in eval mode."""
     return randomize_weights(Visage(config or VisageConfig.preset("tiny")), seed).eval()

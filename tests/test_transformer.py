@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from visage.model.tiny_random import tiny_random_visage
+from visage.model.tiny_random import random_conditions, tiny_random_visage
 
 PAD = 1024
 
@@ -16,11 +16,7 @@ def model():
 
 
 def _inputs(b: int = 2, f: int = 20, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    clip = 0.5 * torch.randn(b, f, 512, generator=g)
-    energy = torch.softmax(2 * torch.randn(b, f, 49, generator=g), -1)
-    direction = torch.nn.functional.normalize(torch.randn(b, 3, generator=g), dim=-1)
-    return clip, energy, direction
+    return random_conditions(b, f, seed=seed)
 
 
 def _codes(b: int, t: int, seed: int = 0) -> torch.Tensor:
