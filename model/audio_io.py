@@ -22,10 +22,8 @@ a WAV has no standard field that says "AmbiX" (the LIST/INFO comment carries a o
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import secrets
 import struct
 import warnings
 from collections.abc import Mapping
@@ -38,6 +36,19 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 import soxr
+
+# The errors write_ambix raises, importable from here too.
+from .output_files import MissingOutputFolderError as MissingOutputFolderError
+from .output_files import (
+    OutputExistsError,
+    check_folder,
+    fsync_file,
+    fsync_folder,
+    publish,
+    reserve_temp,
+    write_bytes_durably,
+)
+from .output_files import UnwritableOutputFolderError as UnwritableOutputFolderError
 
 AMBIX_CHANNELS = 4
 
@@ -54,30 +65,10 @@ AMBIX_LAYOUT: Mapping[str, Any] = MappingProxyType(
 
 _INFO_COMMENT = "AmbiX first-order ambisonics: ACN channel order W, Y, Z, X; SN3D normalisation"
 _SOFTWARE = "visage"
-PART_SUFFIX = ".visage-part"
-"""Suffix of temporary files (``.<name>.<random>.visage-part``), the same as ``bridge.const.PART_SUFFIX``
-so that the bridge's clean-up of interrupted jobs also removes what an interrupted write leaves."""
-
 _RESAMPLE_QUALITY = "VHQ"  # soxr's 28-bit setting: keeps resampling error below 24-bit PCM resolution
 
 Subtype = Literal["PCM_24", "FLOAT"]
 _SUBTYPES: tuple[str, ...] = ("PCM_24", "FLOAT")
-
-
-class OutputExistsError(FileExistsError):
-    """The output file (or its sidecar) exists and overwriting was not requested."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{path} already exists; pass --force (overwrite=True) to replace it")
-        self.path = path
-
-
-class MissingOutputFolderError(FileNotFoundError):
-    """The folder the output should go in does not exist."""
-
-
-class UnwritableOutputFolderError(PermissionError):
-    """The output folder exists but files cannot be created in it."""
 
 
 class ChannelCountError(ValueError):
@@ -141,12 +132,12 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
     path = Path(path)
     if path.suffix.lower() != ".wav":
         raise ValueError(f"{path}: AmbiX output must be a .wav file")
-    _check_folder(path.parent)
+    check_folder(path.parent)
     if not overwrite:
         for existing in (path, sidecar_path(path)):
             if existing.exists():
                 raise OutputExistsError(existing)
-    _reserve_temp(path).unlink()
+    reserve_temp(path).unlink()
     return path
 
 
@@ -209,21 +200,21 @@ def write_ambix(
 
     sidecar = sidecar_path(path)
     sidecar_bytes = _sidecar_json(path, sample_rate, samples.shape[1], subtype, metadata)
-    _check_folder(path.parent)
+    check_folder(path.parent)
     if not overwrite:
         for existing in (path, sidecar):
             if existing.exists():
                 raise OutputExistsError(existing)
 
-    tmp_wav = _reserve_temp(path)
+    tmp_wav = reserve_temp(path)
     try:
         _write_wav(tmp_wav, samples, sample_rate, subtype)
-        tmp_sidecar = _reserve_temp(sidecar)
+        tmp_sidecar = reserve_temp(sidecar)
         try:
-            _write_bytes(tmp_sidecar, sidecar_bytes)
-            _publish(tmp_wav, path, overwrite=overwrite)
-            _publish(tmp_sidecar, sidecar, overwrite=overwrite)
-            _fsync_folder(path.parent)
+            write_bytes_durably(tmp_sidecar, sidecar_bytes)
+            publish(tmp_wav, path, overwrite=overwrite)
+            publish(tmp_sidecar, sidecar, overwrite=overwrite)
+            fsync_folder(path.parent)
         finally:
             tmp_sidecar.unlink(missing_ok=True)
     finally:
@@ -310,39 +301,13 @@ def _sidecar_json(
     return (json.dumps({**facts, **extra}, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _check_folder(folder: Path) -> None:
-    if not folder.is_dir():
-        raise MissingOutputFolderError(f"output folder {folder} does not exist (or is not a folder)")
-
-
-def _reserve_temp(path: Path) -> Path:
-    """Create an empty, hidden temporary file next to ``path`` (same filesystem, so rename is atomic).
-
-    ``os.open`` with mode 0o666 lets the umask decide the final permissions, unlike ``mkstemp``'s 0o600.
-    """
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
-                raise UnwritableOutputFolderError(
-                    f"cannot create files in output folder {path.parent}: {exc.strerror}"
-                ) from exc
-            raise
-        return tmp
-    raise FileExistsError(f"could not find a free temporary name next to {path}")
-
-
 def _write_wav(path: Path, samples: np.ndarray, sample_rate: int, subtype: str) -> None:
     with sf.SoundFile(path, "w", sample_rate, AMBIX_CHANNELS, subtype=subtype, format="WAVEX") as f:
         f.comment = _INFO_COMMENT  # LIST/INFO ICMT, shown by most editors' file info
         f.software = _SOFTWARE
         f.write(np.ascontiguousarray(samples.T))  # [N, C]
     _clear_channel_mask(path)
-    _fsync(path)
+    fsync_file(path)
 
 
 def _clear_channel_mask(path: Path) -> None:
@@ -369,47 +334,3 @@ def _clear_channel_mask(path: Path) -> None:
                 return
             f.seek(size + (size & 1), os.SEEK_CUR)
     raise RuntimeError(f"{path}: no fmt chunk")
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make renames into ``folder`` durable (POSIX only: Windows cannot open a folder as a file)."""
-    if os.name == "posix":
-        _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file to disk before it is renamed into place, so a crash leaves the old or the new file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(tmp: Path, dest: Path, *, overwrite: bool) -> None:
-    """Move a finished temporary file to ``dest`` atomically.
-
-    Without ``overwrite`` a hard link is used: it fails if ``dest`` exists, even one created by another
-    process after our check, so an existing file is never replaced. Filesystems without hard links
-    fall back to check-then-rename.
-    """
-    if overwrite:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)
-    except FileExistsError:
-        raise OutputExistsError(dest) from None
-    except OSError:  # e.g. FAT or some network shares: no hard links
-        if dest.exists():
-            raise OutputExistsError(dest) from None
-        os.replace(tmp, dest)
-    else:
-        tmp.unlink()

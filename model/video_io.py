@@ -29,7 +29,7 @@ squashed (for square-pixel, unrotated video the two are identical).
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
@@ -168,7 +168,7 @@ def read_clip_frames(
     path = Path(path)
     if Fraction(fps) <= 0 or size <= 0:
         raise VideoError(f"{path}: fps and size must be positive, got fps={fps}, size={size}")
-    start_t, end_t = _microseconds(start, path, "start"), _microseconds(end, path, "end")
+    start_t, end_t = media_time(start, path, "start"), media_time(end, path, "end")
     if start_t < 0:
         raise RangeError(f"{path}: start must be >= 0 s, got {start} s")
     if start_t >= end_t:
@@ -196,7 +196,44 @@ def read_clip_frames(
     )
 
 
-def _microseconds(seconds: float, path: Path | None = None, name: str = "time") -> Fraction:
+def frames_at(
+    path: str | Path,
+    times: Sequence[Fraction],
+    rate: Fraction,
+    convert: Callable[[VideoInfo], Callable[[VideoFrame], np.ndarray]],
+    *,
+    segment_frames: int = 256,
+) -> Iterator[np.ndarray]:
+    """The frame shown at each media time in ``times`` (the ``fps`` filter's rule at ``rate``), converted.
+
+    For callers that need frames in another shape than CLIP's (full panoramas, upright camera views):
+    ``convert(info)`` returns the function that turns a decoded frame into pixels. Frames are decoded a
+    segment of ``segment_frames`` at a time, seeking for each, so a long range stays in bounded memory.
+
+    Raises:
+        VideoError: a missing or unreadable file, no video stream, or a corrupt stream.
+        RangeError: a time before 0 or after the end of the video.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container)
+        if stream is None:
+            raise VideoError(f"{path}: no video stream (audio only, or only cover art); cannot read frames")
+        info, first_time = _describe(path, container, stream)
+        if times and (min(times) < 0 or max(times) > Fraction(info.duration) + 1 / (2 * rate)):
+            raise RangeError(
+                f"{path}: frames wanted from {float(min(times)):.3f} s to {float(max(times)):.3f} s, "
+                f"but the video runs from 0 to {info.duration:.3f} s"
+            )
+        converter = convert(info)
+        for begin in range(0, len(times), segment_frames):
+            segment = list(times[begin : begin + segment_frames])
+            decoded = _decoded_from(path, container, stream, segment[0], first_time)
+            frames, _ = _sample(decoded, segment, rate, converter)
+            yield from frames
+
+
+def media_time(seconds: float, path: Path | None = None, name: str = "time") -> Fraction:
     """Seconds rounded to ffmpeg's microsecond grid, as an exact fraction."""
     if not math.isfinite(seconds):
         raise RangeError(f"{path}: {name} must be a finite number of seconds, got {seconds}")
@@ -350,7 +387,7 @@ def _sample(
     decoded: Generator[tuple[Fraction, VideoFrame]],
     times: list[Fraction],
     fps: Fraction,
-    resizer: _Resizer,
+    resizer: Callable[[VideoFrame], np.ndarray],
 ) -> tuple[list[np.ndarray], list[Fraction]]:
     """Pick and resize the frame shown for each sample time (the ``fps`` filter's rule, see the top)."""
     half_period = 1 / (2 * fps)

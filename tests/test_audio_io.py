@@ -123,7 +123,7 @@ def test_success_leaves_only_the_wav_and_sidecar(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.wav", "clip.wav.json"]
 
 
-@pytest.mark.parametrize("failing_step", ["_clear_channel_mask", "_write_bytes"])
+@pytest.mark.parametrize("failing_step", ["_clear_channel_mask", "write_bytes_durably"])
 def test_failure_mid_write_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_step: str
 ) -> None:
