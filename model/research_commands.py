@@ -1,0 +1,236 @@
+"""Arguments and entry functions of the research stages: dataset, train, eval, synthetic-bench.
+
+Only argparse lives at module level; each ``run_*`` imports what it needs. Errors are one line,
+``visage <command>: error: ...``, and exit status 1.
+
+``visage train`` runs under ``accelerate launch`` unchanged (``accelerate launch -m visage.model.cli
+train CONFIG`` on one GPU, several GPUs or several machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _fail(command: str, exc: BaseException | str) -> int:
+    print(f"visage {command}: error: {exc}", file=sys.stderr)
+    return 1
+
+
+# -- dataset ------------------------------------------------------------------------------------------
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser(
+        "build",
+        help="360° recordings and/or a field-of-view clip table -> features in shards + manifest",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SRC",
+        help="equirectangular 360° videos (4-channel track inside or in <stem>.wav)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="dataset folder (created, or extended: interrupted builds resume)",
+    )
+    p.add_argument(
+        "--table",
+        default=None,
+        help="CSV of already-cropped field-of-view clips (id[,video,audio,split,yaw,pitch])",
+    )
+    p.add_argument(
+        "--directions", default=None, help="ambi.json-style direction file {id: [e, a]} for --table"
+    )
+    p.add_argument(
+        "--fuma", action="store_true", help="the 4-channel tracks are FuMa (W, X, Y, Z), not AmbiX"
+    )
+    p.add_argument("--clip-seconds", type=int, default=5)
+    p.add_argument(
+        "--min-valid-seconds", type=int, default=3, help="keep clips with more valid seconds than this"
+    )
+    p.add_argument(
+        "--rms-threshold-db", type=float, default=-50.0, help="per-second RMS of W for a valid second (dBFS)"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=0.0, help="share of recordings put in the validation split"
+    )
+    p.add_argument("--shard-size", type=int, default=64, help="clips per shard")
+    p.add_argument("--no-views", action="store_true", help="do not write the rendered field-of-view MP4s")
+    p.add_argument(
+        "--clip-model",
+        default=None,
+        help="CLIP weights (default openai/clip-vit-base-patch32; tiny-random: offline check)",
+    )
+    p.add_argument(
+        "--codec",
+        default=None,
+        help="dac (release), dac:PATH, carrier[:K:C]; default dac (tiny random DAC with tiny-random CLIP)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not args.sources and not args.table:
+        return _fail("dataset", "give 360° recordings (SRC...) and/or --table")
+    if args.directions and not args.table:
+        return _fail("dataset", "--directions goes with --table")
+    try:
+        from .clip_selection import SelectionRules
+        from .codec_spec import load_codec
+        from .dataset_build import BuildOptions, FeatureModels, build_dataset
+        from .direction_table import read_clip_table
+        from .pipeline import resolve_device, tiny_random_folder
+        from .vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
+
+        options = BuildOptions(
+            rules=SelectionRules(args.clip_seconds, args.min_valid_seconds, args.rms_threshold_db),
+            fuma=args.fuma,
+            shard_size=args.shard_size,
+            val_fraction=args.val_fraction,
+            write_views=not args.no_views,
+        )
+        missing = [s for s in args.sources if not Path(s).is_file()]
+        if missing:
+            return _fail("dataset", f"no such recording(s): {', '.join(missing)}")
+        table = read_clip_table(args.table, args.directions) if args.table else []
+        device = str(resolve_device(args.device))
+        clip_model, codec_spec = args.clip_model or DEFAULT_CLIP_MODEL, args.codec or "dac"
+        clip_source: str | Path = clip_model
+        if clip_model == "tiny-random":
+            folder = tiny_random_folder()
+            clip_source = folder / "clip"
+            codec_spec = args.codec or f"dac:{folder / 'dac.pth'}"
+        vision = ClipVisionEncoder.from_pretrained(clip_source, device=device)
+        models = FeatureModels(vision, load_codec(codec_spec, device=device), clip_model, codec_spec)
+        report = build_dataset(
+            args.output, models, recordings=args.sources, table=table, options=options, log=print
+        )
+    except Exception as exc:  # one line naming the file, row or option
+        return _fail("dataset", exc)
+    print(
+        f"{report.built} clips built, {report.already_done} already there, "
+        f"{len(report.failures)} failed; {report.manifest}"
+    )
+    return 0
+
+
+# -- train --------------------------------------------------------------------------------------------
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="TOML training configuration (see visage.model.train_config)")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the configuration and the dataset, then stop"
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        from .dataset_format import Manifest
+        from .train_config import load_config
+
+        config = load_config(args.config)
+        manifest = Manifest.read(config.data.dataset)
+        if args.check:
+            print(
+                f"{args.config}: ok ({len(manifest.split('train'))} training, "
+                f"{len(manifest.split('val'))} validation clips)"
+            )
+            return 0
+        from .training import train
+
+        result = train(config)
+    except Exception as exc:
+        return _fail("train", exc)
+    val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s{val}; checkpoint {result.checkpoint}")
+    return 0
+
+
+# -- eval ---------------------------------------------------------------------------------------------
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("generated", metavar="GENERATED_DIR", help="generated AmbiX files, <id>.wav")
+    parser.add_argument("reference", metavar="REFERENCE_DIR", help="reference AmbiX files, <id>.wav")
+    parser.add_argument(
+        "--directions", default=None, help="camera directions: ambi.json-style JSON or CSV (id,yaw,pitch)"
+    )
+    parser.add_argument("--spatial-only", action="store_true", help="skip FAD/KLD (no VGGish/PaSST needed)")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the paper-mode AUC jitter")
+    parser.add_argument("--device", default="cpu", help="device of the VGGish/PaSST models")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not args.spatial_only and not args.directions:
+        return _fail("eval", "the semantic metrics need --directions (or pass --spatial-only)")
+    try:
+        from .evaluation import evaluate, format_table
+
+        embedder = classifier = None
+        if not args.spatial_only:
+            from .audio_feature_models import load_passt, load_vggish
+
+            embedder, classifier = load_vggish(args.device), load_passt(args.device)
+        result = evaluate(
+            args.generated,
+            args.reference,
+            directions=args.directions,
+            embedder=embedder,
+            classifier=classifier,
+            seed=args.seed,
+        )
+    except Exception as exc:
+        return _fail("eval", exc)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(result.to_json())
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+# -- synthetic benchmark ------------------------------------------------------------------------------
+
+
+def add_synthetic_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--work-dir", default="synthetic-bench", help="folder for clips, dataset and runs (replaced)"
+    )
+    parser.add_argument("--train-clips", type=int, default=384)
+    parser.add_argument("--test-clips", type=int, default=32)
+    parser.add_argument("--train-steps", type=int, default=700, help="steps of each of the two trainings")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the table to this JSON file")
+
+
+def run_synthetic_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from .synthetic_benchmark import BenchmarkConfig, format_benchmark, run_benchmark
+
+        config = BenchmarkConfig(
+            train_clips=args.train_clips,
+            test_clips=args.test_clips,
+            train_steps=args.train_steps,
+            seed=args.seed,
+        )
+        result = run_benchmark(args.work_dir, config, log=print)
+    except Exception as exc:
+        return _fail("synthetic-bench", exc)
+    print(format_benchmark(result))
+    if args.json:
+        Path(args.json).write_text(result.to_json())
+    return 0
