@@ -1,0 +1,293 @@
+"""The Blender extension in real (module-mode) bpy: build, validate, install, generate, place, report.
+
+Timers never fire in module-mode bpy, so the tests call the extension's timer callback themselves and
+then drop the registration as Blender's timer system does when a callback returns None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+import wave
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+bpy = pytest.importorskip("bpy")  # only in the bpy environment; the main test run skips this module
+av = pytest.importorskip("av")
+np = pytest.importorskip("numpy")
+
+from conftest import EXTENSION_MODULE, DaemonProcess  # noqa: E402
+
+MOVIE_FPS = 24
+MOVIE_FRAMES = 60  # 2.5 s
+SCENE_FPS = 25  # different from the movie's: a script-added strip is not retimed, media time = frames / 24
+
+
+def module(name: str) -> Any:
+    return sys.modules[f"{EXTENSION_MODULE}.{name}"]
+
+
+def make_movie(path: Path, frames: int = MOVIE_FRAMES, fps: int = MOVIE_FPS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), (i * 4) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def camera(name: str, euler_deg: tuple[float, float, float]) -> Any:
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    cam.rotation_euler = [math.radians(a) for a in euler_deg]
+    bpy.context.scene.collection.objects.link(cam)
+    return cam
+
+
+def new_scene(movie: Path, *, trim_left: int = 5, visible: int = 40) -> tuple[Any, Any]:
+    """A 25-fps scene with the movie at frame 10 on channel 1, trimmed, and a spare strip on channel 2."""
+    bpy.ops.wm.read_homefile(use_empty=True)  # a new empty file; keeps the preferences (add-on enabled)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = SCENE_FPS, 1.0
+    editor = scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    strip = strips.new_movie("shot", str(movie), channel=1, frame_start=10)
+    strip.frame_final_start = 10 + trim_left
+    strip.frame_final_end = 10 + trim_left + visible
+    blocker = strips.new_effect("blocker", "COLOR", channel=2, frame_start=0, frame_end=200)
+    for s in strips:
+        s.select = s == strip
+    return scene, (strip, blocker)
+
+
+def prefs(daemon: DaemonProcess | str, output: Path) -> Any:
+    preferences = bpy.context.preferences.addons[EXTENSION_MODULE].preferences
+    preferences.daemon_address = daemon if isinstance(daemon, str) else daemon.address
+    preferences.output_folder = str(output)
+    return preferences
+
+
+def drive_timer(timeout_s: float = 20.0) -> None:
+    """Call the timer callback until it asks to stop, then drop it as Blender's timer system would."""
+    jobs = module("jobs")
+    assert bpy.app.timers.is_registered(jobs.poll_jobs)
+    deadline = time.monotonic() + timeout_s
+    while jobs.poll_jobs() is not None:
+        assert time.monotonic() < deadline, [e.job.tracker.status_text for e in jobs.active_jobs()]
+        time.sleep(0.02)
+    bpy.app.timers.unregister(jobs.poll_jobs)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def test_manifest_passes_blenders_own_validator(extension_zip: Path) -> None:
+    validator = (
+        Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    )
+    result = subprocess.run(
+        [sys.executable, str(validator), "validate", str(extension_zip)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success" in result.stdout
+    names = zipfile.ZipFile(extension_zip).namelist()
+    assert "wheels/python_osc-1.10.2-py3-none-any.whl" in names
+    assert "vendor/visage_bridge/client.py" in names and "common/camera.py" in names
+    assert not [n for n in names if n.endswith(".pyc") or "torch" in n]
+
+
+def test_install_enables_menus_wheel_and_vendored_client(installed_extension: str) -> None:
+    user = Path(bpy.utils.user_resource("EXTENSIONS"))
+    assert list(user.glob(".local/lib/python3.*/site-packages/pythonosc/__init__.py")), "wheel not installed"
+    ui = module("ui")
+    for name in ui.MENUS:
+        assert ui.draw_menu_entry in getattr(bpy.types, name).draw._draw_funcs
+    client = module("common.host_client").bridge()
+    assert client.__name__ == f"{EXTENSION_MODULE}.vendor.visage_bridge.client"  # not this repo's package
+    assert "torch" not in sys.modules
+
+
+def test_generate_follows_the_animated_camera(installed_extension: str, daemon: DaemonProcess) -> None:
+    movie = make_movie(daemon.allowed / "media" / "shot.mp4")
+    scene, (strip, _) = new_scene(movie)
+    # Camera A pans left from the front (yaw 0) to yaw 90 over frames 15..55 (linear); at frame 40 a
+    # marker switches to camera B, which looks 30° right and 10° up.
+    cam_a = camera("A", (90, 0, 0))
+    cam_a.keyframe_insert("rotation_euler", frame=15)
+    cam_a.rotation_euler[2] = math.radians(90)
+    cam_a.keyframe_insert("rotation_euler", frame=55)
+    for fcurve in cam_a.animation_data.action.fcurves:
+        for point in fcurve.keyframe_points:
+            point.interpolation = "LINEAR"
+    cam_b = camera("B", (100, 0, -30))
+    scene.camera = cam_a
+    scene.timeline_markers.new("A", frame=1).camera = cam_a
+    scene.timeline_markers.new("B", frame=40).camera = cam_b
+    scene.frame_current = 3
+    output = daemon.allowed / "out"
+    prefs(daemon, output)
+
+    assert bpy.ops.visage.generate_ambisonics(direction="CAMERA") == {"FINISHED"}
+    assert scene.frame_current == 3  # sampling restored the current frame
+    jobs = module("jobs")
+    (entry,) = jobs.active_jobs()
+    request = entry.job.request
+    # Range: strip frames 15..55 show movie frames 5..45 (not retimed: 1 movie frame per scene frame).
+    assert (request.start_s, request.end_s) == (5 / 24, 45 / 24)
+    assert request.media == str(movie)
+
+    curve = json.loads(Path(request.direction_curve).read_text())
+    expected = [((f - 10) / 24, 90 * (f - 15) / 40, 0.0) for f in range(15, 40)] + [(30 / 24, -30.0, 10.0)]
+    assert len(curve["time"]) == len(expected)  # camera B's frames repeat one direction: one sample
+    for i, (t, yaw, pitch) in enumerate(expected):
+        assert curve["time"][i] == pytest.approx(t, abs=1e-12)
+        assert curve["yaw"][i] == pytest.approx(yaw, abs=1e-4)
+        assert curve["pitch"][i] == pytest.approx(pitch, abs=1e-4)
+    # The request's single direction is the curve's time-weighted mean over the range (circular for yaw).
+    weights = [1 / 24] * 25 + [15 / 24]  # frames 15..39 hold one movie frame each; camera B holds to the end
+    angles = [math.radians(y) for _, y, _ in expected]
+    sin_sum = sum(w * math.sin(a) for w, a in zip(weights, angles, strict=True))
+    cos_sum = sum(w * math.cos(a) for w, a in zip(weights, angles, strict=True))
+    assert request.yaw_deg == pytest.approx(math.degrees(math.atan2(sin_sum, cos_sum)), abs=1e-3)
+    assert request.pitch_deg == pytest.approx(10.0 * weights[-1] / sum(weights), abs=1e-3)
+
+    drive_timer()
+    assert entry.job.tracker.phase.value == "done"
+    editor = scene.sequence_editor
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    sound = strips["shot AmbiX"]
+    assert sound.type == "SOUND"
+    assert sound.channel == 3  # channel 2 is taken over the whole range: next free one above the movie
+    assert sound.frame_final_start == 15 == strip.frame_final_start
+    assert Path(bpy.path.abspath(sound.sound.filepath)) == Path(request.output)
+    assert sound.sound.channels == "CHANNELS_4" and not sound.mute
+    with wave.open(request.output) as result:
+        assert result.getnchannels() == 4
+    sidecar = json.loads(Path(request.output).with_suffix(".json").read_text())
+    assert (sidecar["start"], sidecar["end"]) == pytest.approx((5 / 24, 45 / 24))
+    assert "placed" not in str(jobs.messages) and "AmbiX on channel 3 at frame 15" in str(jobs.messages[-1])
+
+
+def test_front_object_and_fixed_direction(installed_extension: str, daemon: DaemonProcess) -> None:
+    movie = make_movie(daemon.allowed / "media" / "front.mp4", frames=30)
+    scene, _ = new_scene(movie, trim_left=0, visible=10)
+    scene.camera = camera("C", (90, 0, 0))  # looks along world +Y
+    rig = bpy.data.objects.new("rig", None)
+    rig.rotation_euler = (0.0, 0.0, math.radians(-90))  # the rig's front (+Y) is world +X
+    scene.collection.objects.link(rig)
+    prefs(daemon, daemon.allowed / "out")
+    assert bpy.ops.visage.generate_ambisonics(direction="CAMERA", front_object="rig") == {"FINISHED"}
+    (entry,) = module("jobs").active_jobs()
+    # World +Y is 90° to the left of a rig facing world +X; a still camera needs no curve file.
+    assert (entry.job.request.yaw_deg, entry.job.request.pitch_deg) == pytest.approx((90.0, 0.0), abs=1e-4)
+    assert entry.job.request.direction_curve is None
+    drive_timer()
+    assert bpy.ops.visage.generate_ambisonics(direction="FIXED", yaw=-45.0, pitch=20.0) == {"FINISHED"}
+    (entry,) = module("jobs").active_jobs()
+    assert (entry.job.request.yaw_deg, entry.job.request.pitch_deg) == (-45.0, 20.0)
+    drive_timer()
+
+
+def test_binaural_preview_is_placed_when_the_daemon_names_one(
+    installed_extension: str, tmp_path: Path
+) -> None:
+    movie = make_movie(tmp_path / "p.mp4", frames=30)
+    scene, (strip, _) = new_scene(movie, trim_left=0, visible=20)
+    ambix, preview = tmp_path / "r.wav", tmp_path / "r_binaural.wav"
+    for path, channels in ((ambix, 4), (preview, 2)):
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(48000)
+            out.writeframes(bytes(2 * channels * 48000 * 20 // SCENE_FPS))
+    sidecar = tmp_path / "r.json"
+    sidecar.write_text(json.dumps({"preview": "r_binaural.wav"}))
+    jobs, job_state = module("jobs"), module("common.job_state")
+    entry = jobs.ActiveJob(
+        job=None,
+        scene_name=scene.name,
+        strip_name="shot",
+        record_frame=10,
+        source_channel=1,  # type: ignore[arg-type]
+        mute_ambix_with_preview=True,
+    )
+    said = jobs.place_result(entry, job_state.Finished(str(ambix), str(sidecar)))
+    strips = scene.sequence_editor.strips
+    assert (strips["shot AmbiX"].channel, strips["shot binaural"].channel) == (3, 4)
+    assert strips["shot AmbiX"].mute and not strips["shot binaural"].mute
+    assert strips["shot binaural"].frame_final_start == 10
+    assert "binaural preview on channel 4" in said
+
+
+def test_clear_reports(installed_extension: str, daemon: DaemonProcess, tmp_path: Path) -> None:
+    movie = make_movie(daemon.allowed / "media" / "r.mp4", frames=30)
+    scene, (strip, _) = new_scene(movie, trim_left=0, visible=10)
+    scene.camera = camera("C", (90, 0, 0))
+    # The daemon may not write outside its --allow-dir: path_not_allowed, explained.
+    prefs(daemon, tmp_path / "not_allowed")
+    with pytest.raises(RuntimeError, match="--allow-dir"):
+        bpy.ops.visage.generate_ambisonics(direction="FIXED")
+    # No daemon at that address.
+    prefs("127.0.0.1:9", daemon.allowed / "out")
+    with pytest.raises(RuntimeError, match="No ViSAGe daemon is answering at 127.0.0.1:9"):
+        bpy.ops.visage.generate_ambisonics(direction="FIXED")
+    # A strip without a file.
+    prefs(daemon, daemon.allowed / "out")
+    strip.filepath = ""
+    with pytest.raises(RuntimeError, match="has no media file"):
+        bpy.ops.visage.generate_ambisonics(direction="FIXED")
+    assert not module("jobs").active_jobs()
+
+
+def test_test_connection(installed_extension: str, daemon: DaemonProcess) -> None:
+    prefs(daemon, daemon.allowed / "out")
+    assert bpy.ops.visage.test_connection() == {"FINISHED"}
+    prefs("127.0.0.1:9", daemon.allowed / "out")
+    with pytest.raises(RuntimeError, match="No ViSAGe daemon is answering at 127.0.0.1:9"):
+        bpy.ops.visage.test_connection()
+
+
+def test_cancel_and_unregister_stop_jobs(installed_extension: str, tmp_path: Path) -> None:
+    slow = DaemonProcess(tmp_path, "fake:delay=30,steps=300,seconds=1")
+    try:
+        movie = make_movie(slow.allowed / "media" / "c.mp4", frames=30)
+        new_scene(movie, trim_left=0, visible=10)
+        prefs(slow, slow.allowed / "out")
+        assert bpy.ops.visage.generate_ambisonics(direction="FIXED") == {"FINISHED"}
+        jobs = module("jobs")
+        (entry,) = jobs.active_jobs()
+        deadline = time.monotonic() + 10
+        while jobs.poll_jobs() is not None and entry.job.tracker.phase.value != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert bpy.ops.visage.cancel_jobs() == {"FINISHED"}
+        drive_timer()
+        assert entry.job.tracker.phase.value == "cancelled"
+        assert "cancelled" in jobs.messages[-1][1]
+        assert not [s for s in bpy.context.scene.sequence_editor.strips if s.type == "SOUND"]
+        # Unregistering the add-on with a job running cancels it, joins its thread, drops the timer.
+        assert bpy.ops.visage.generate_ambisonics(direction="FIXED") == {"FINISHED"}
+        (entry,) = jobs.active_jobs()
+        thread = entry.job._thread
+        assert bpy.app.timers.is_registered(jobs.poll_jobs)
+        import addon_utils
+
+        addon_utils.disable(EXTENSION_MODULE)
+        assert not bpy.app.timers.is_registered(jobs.poll_jobs)
+        assert thread is not None and not thread.is_alive()
+        addon_utils.enable(EXTENSION_MODULE)
+    finally:
+        slow.stop()
