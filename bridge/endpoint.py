@@ -151,13 +151,15 @@ class Endpoint:
         job_id = request.job_id or uuid.uuid4().hex
         try:
             spec = self._spec(request, job_id)
-            if not request.options.overwrite and spec.output.exists() and not self._queue.exists(job_id):
+            if not request.options.overwrite and not self._queue.exists(job_id):
                 # Checked when a job is accepted, not when it runs: once accepted, a job owns its output
-                # path (a run resumed after a crash may replace what its first attempt wrote).
-                raise RequestError(
-                    ErrorCode.OUTPUT_EXISTS,
-                    f"output {str(spec.output)!r} already exists; set option overwrite=true to replace it",
-                )
+                # paths (a run resumed after a crash may replace what its first attempt wrote).
+                for path in _job_outputs(spec):
+                    if path.exists():
+                        raise RequestError(
+                            ErrorCode.OUTPUT_EXISTS,
+                            f"output {str(path)!r} already exists; set option overwrite=true to replace it",
+                        )
         except RequestError as error:
             raise error.with_job_id(request.job_id) from None
         persisted = target.persisted()
@@ -218,3 +220,11 @@ class Endpoint:
             output=output,
             extra=dict(options.extra),
         )
+
+
+def _job_outputs(spec: GenerateSpec) -> list[Path]:
+    """The files a job will write: the result, its JSON sidecar and, unless turned off, its preview."""
+    files = [spec.output, spec.output.with_name(spec.output.name + ".json")]
+    if spec.extra.get("binaural_preview", True) is not False:
+        files.append(spec.output.with_name(spec.output.stem + const.PREVIEW_SUFFIX))
+    return files

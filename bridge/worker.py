@@ -11,13 +11,14 @@ start runs them again.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 from . import const
-from .atomic_files import atomic_copy, remove_stale_parts
+from .atomic_files import atomic_copy, atomic_write_bytes, remove_stale_parts
 from .engine import Engine, JobDone, JobFailed, JobOutcome
 from .errors import ErrorCode
 from .job_queue import JobQueue
@@ -33,6 +34,32 @@ def _sibling_metadata(cached: CachedResult, output: Path) -> Path:
     if cached.metadata.parent == cached.output.parent and cached.metadata.name.startswith(stem):
         return output.with_name(output.stem + cached.metadata.name[len(stem) :])
     return output.with_suffix(".json")
+
+
+def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
+    """Copy a cached result's sidecar (and the binaural preview it names) for a new output path.
+
+    The sidecar names its files relative to its own folder (``file``, ``preview``); the copy names the
+    new ones, so a host never places another job's preview.
+    """
+    try:
+        document = json.loads(cached.metadata.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        document = None
+    if not isinstance(document, dict):  # not one of our sidecars: copy it as it is
+        atomic_copy(cached.metadata, metadata)
+        return
+    if isinstance(document.get("file"), str):
+        document["file"] = output.name
+    preview = document.get(const.PREVIEW_KEY)
+    if isinstance(preview, str) and (cached.metadata.parent / preview).is_file():
+        copied = output.with_name(output.stem + const.PREVIEW_SUFFIX)
+        atomic_copy(cached.metadata.parent / preview, copied)
+        document[const.PREVIEW_KEY] = copied.name
+    else:
+        document.pop(const.PREVIEW_KEY, None)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(metadata, text.encode("utf-8"))
 
 
 class Worker:
@@ -133,7 +160,7 @@ class Worker:
                 metadata = hit.metadata
             else:
                 metadata = _sibling_metadata(hit, output)
-                atomic_copy(hit.metadata, metadata)
+                _copy_metadata(hit, output, metadata)
                 atomic_copy(hit.output, output)
         except OSError as exc:
             log.warning("cache hit for job %s could not be copied (%s); recomputing", job.id, exc)

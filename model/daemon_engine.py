@@ -4,7 +4,8 @@ The bridge never imports torch; it finds this module by name (``bridge.engine.MO
 and calls :func:`create_engine` once when ``visage serve`` starts. Options a request may carry besides
 the bridge's own (guidance, seed, sample rate, output, direction curve): ``guidance_mode`` (joint,
 directional, visual, dual, none), ``direction_scale`` (dual mode), ``format`` (``pcm24`` or ``float``),
-``top_k``, ``temperature``.
+``top_k``, ``temperature``, ``binaural_preview`` (default true: a stereo ``<output>.binaural.wav`` for
+headphones beside the result, named under ``preview`` in its sidecar, which hosts place for monitoring).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .video_io import RangeError, VideoError
 log = logging.getLogger(__name__)
 
 _FORMATS = {"pcm24": "PCM_24", "float": "FLOAT"}
-ENGINE_OPTIONS = ("guidance_mode", "direction_scale", "format", "top_k", "temperature")
+ENGINE_OPTIONS = ("guidance_mode", "direction_scale", "format", "top_k", "temperature", "binaural_preview")
 
 
 class BadOption(ValueError):
@@ -81,6 +82,7 @@ class VisageEngine:
             top_k=_option(extra, "top_k", int, 256),
             temperature=_option(extra, "temperature", float, 1.0),
             metadata={"daemon_model_id": self.model_id},
+            binaural_preview=_option(extra, "binaural_preview", bool, True),
         )
 
     def run_batch(
@@ -138,7 +140,7 @@ def _option(extra: Mapping[str, Any], key: str, kind: type, default: Any) -> Any
     value = extra[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise BadOption(f"option {key} must be a {kind.__name__}, got {value!r}")
     return value
 

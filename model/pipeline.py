@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .audio_io import WrittenAudio, check_output_path, resample, write_ambix
+from .binaural_preview import PREVIEW_KEY, WrittenPreview, preview_path, write_binaural_preview
 from .checkpoint import DEFAULT_REPO_ID, load_pretrained
 from .codec import DacCodec, FoaCodec
 from .direction import (
@@ -70,6 +71,8 @@ class GenerationRequest:
         overwrite: replace an existing output.
         top_k, temperature: sampling (official: 256, 1.0).
         metadata: extra keys recorded in the sidecar (e.g. a request id).
+        binaural_preview: also write ``<output stem>.binaural.wav``, a stereo render for headphones
+            facing the camera, named under ``"preview"`` in the AmbiX sidecar (needs ``output``).
     """
 
     media: Path
@@ -85,6 +88,7 @@ class GenerationRequest:
     top_k: int = 256
     temperature: float = 1.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    binaural_preview: bool = False
 
 
 @dataclass
@@ -96,6 +100,7 @@ class GenerationOutput:
     sample_rate: int
     metadata: dict[str, Any]
     written: WrittenAudio | None = None
+    preview: WrittenPreview | None = None
 
 
 @dataclass
@@ -171,6 +176,10 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
     """
     if request.output is not None:
         check_output_path(request.output, overwrite=request.overwrite)
+    if request.binaural_preview:
+        if request.output is None:
+            raise ValueError("binaural_preview needs an output file to sit beside")
+        check_output_path(preview_path(request.output), overwrite=request.overwrite)
     if request.sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {request.sample_rate}")
     if request.subtype not in ("PCM_24", "FLOAT"):
@@ -420,8 +429,10 @@ class VideoToAmbisonics:
             else resample(audio44, codec_rate, req.sample_rate, num_samples=n_out)
         )
         metadata = self._metadata(plan, n_out)
-        written = None
+        written = preview = None
         if req.output is not None:
+            if req.binaural_preview:
+                metadata[PREVIEW_KEY] = preview_path(req.output).name  # relative to the sidecar's folder
             written = write_ambix(
                 req.output,
                 audio,
@@ -430,8 +441,10 @@ class VideoToAmbisonics:
                 overwrite=req.overwrite,
                 metadata=metadata,
             )
+            if req.binaural_preview:
+                preview = write_binaural_preview(written.path, overwrite=req.overwrite)
         report(plan.index, 1.0, "write")
-        return GenerationOutput(req, audio, req.sample_rate, metadata, written)
+        return GenerationOutput(req, audio, req.sample_rate, metadata, written, preview)
 
     def _metadata(self, plan: _Plan, samples: int) -> dict[str, Any]:
         req = plan.request

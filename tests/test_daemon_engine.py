@@ -64,6 +64,24 @@ def test_engine_outcomes(engine: VisageEngine, video: Path, tmp_path: Path) -> N
     assert meta["request"]["daemon_model_id"] == engine.model_id == "tiny-random"
 
 
+def test_engine_writes_a_binaural_preview_unless_told_not_to(
+    engine: VisageEngine, video: Path, tmp_path: Path
+) -> None:
+    specs = [
+        _spec(video, tmp_path / "with.wav"),
+        _spec(video, tmp_path / "without.wav", binaural_preview=False),
+        _spec(video, tmp_path / "bad.wav", binaural_preview="yes"),
+    ]
+    with_preview, without, bad = engine.run_batch(specs, lambda *a: None, lambda i: False)
+    assert isinstance(with_preview, JobDone) and isinstance(without, JobDone)
+    assert json.loads(with_preview.metadata.read_text())["preview"] == "with.binaural.wav"
+    assert sf.info(str(tmp_path / "with.binaural.wav")).channels == 2
+    assert "preview" not in json.loads(without.metadata.read_text())
+    assert not (tmp_path / "without.binaural.wav").exists()
+    assert isinstance(bad, EngineJobFailed) and bad.code == "bad_options"
+    assert "binaural_preview" in bad.message
+
+
 def test_engine_cancellation(engine: VisageEngine, video: Path, tmp_path: Path) -> None:
     outcomes = engine.run_batch([_spec(video, tmp_path / "x.wav")], lambda *a: None, lambda i: True)
     assert outcomes[0].code == "cancelled" and not (tmp_path / "x.wav").exists()  # type: ignore[union-attr]
@@ -76,6 +94,16 @@ def test_daemon_with_the_real_pipeline(client: VisageClient, video: Path, tmp_pa
     assert (info.channels, info.samplerate, info.frames) == (4, 48000, 72000)
     again = client.generate(video, yaw=30.0, pitch=5.0, end=1.5, output=tmp_path / "again.wav", seed=3)
     assert again.cached
+    # The cached answer brings its own copy of the preview, named in its own sidecar.
+    sidecar = json.loads(Path(again.metadata).read_text())
+    assert sidecar["file"] == "again.wav" and sidecar["preview"] == "again.binaural.wav"
+    assert (tmp_path / "again.binaural.wav").read_bytes() == (tmp_path / "out.binaural.wav").read_bytes()
+    # A job whose preview would replace a file of the user's is refused when it is submitted.
+    (tmp_path / "mine.binaural.wav").write_bytes(b"mine")
+    with pytest.raises(JobFailed) as refused:
+        client.generate(video, yaw=0.0, pitch=0.0, end=1.0, output=tmp_path / "mine.wav")
+    assert refused.value.code == "output_exists" and "mine.binaural.wav" in refused.value.message
+    assert (tmp_path / "mine.binaural.wav").read_bytes() == b"mine"
     with pytest.raises(JobFailed) as failed:
         client.generate(video, yaw=0.0, pitch=0.0, start=1.0, end=5.0, output=tmp_path / "long.wav")
     assert failed.value.code == "bad_range" and "beyond the end of the video" in failed.value.message

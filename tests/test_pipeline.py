@@ -146,6 +146,35 @@ def test_bad_requests_fail_alone(pipeline, videos, tmp_path: Path) -> None:
     assert _ok(results[5]).written is not None and (tmp_path / "fine.wav").exists()
 
 
+def test_binaural_preview_sits_beside_the_result_and_is_named_in_its_sidecar(
+    pipeline, videos, tmp_path: Path
+) -> None:
+    out = tmp_path / "shot.wav"
+    result = _ok(
+        pipeline.generate(
+            [GenerationRequest(videos["h264_25"], 0.0, 1.0, seed=1, output=out, binaural_preview=True)]
+        )[0]
+    )
+    assert result.preview is not None and result.preview.path == tmp_path / "shot.binaural.wav"
+    stereo, rate = sf.read(result.preview.path)
+    assert stereo.shape == (48000, 2) and rate == 48000 and np.abs(stereo).max() > 0
+    sidecar = json.loads((tmp_path / "shot.wav.json").read_text())
+    assert sidecar["preview"] == "shot.binaural.wav"
+    assert json.loads((tmp_path / "shot.binaural.wav.json").read_text())["listener"] == {
+        "yaw_deg": 0.0,
+        "pitch_deg": 0.0,
+    }
+    # A second run must not replace a preview it was not asked to replace, and needs an output.
+    other = tmp_path / "other.wav"
+    again = GenerationRequest(videos["h264_25"], 0.0, 1.0, output=other, binaural_preview=True)
+    (tmp_path / "other.binaural.wav").write_bytes(b"mine")
+    no_output = GenerationRequest(videos["h264_25"], 0.0, 1.0, binaural_preview=True)
+    first, second = pipeline.generate([again, no_output])
+    assert isinstance(first, OutputExistsError) and (tmp_path / "other.binaural.wav").read_bytes() == b"mine"
+    assert not (tmp_path / "other.wav").exists()
+    assert isinstance(second, ValueError) and "needs an output" in str(second)
+
+
 def test_cancelled_requests_write_nothing(pipeline, videos, tmp_path: Path) -> None:
     requests = [
         GenerationRequest(videos["h264_25"], 0.0, 1.0, seed=1, output=tmp_path / f"{i}.wav") for i in range(2)
