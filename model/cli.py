@@ -23,6 +23,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("visage.model.commands", "fetch the ViSAGe, CLIP and DAC weights ahead of time"),
     "serve": ("visage.bridge.cli", "run the local daemon editors talk to over OSC (found with ZeroConf)"),
     "submit": ("visage.bridge.cli", "send one clip to a running daemon and wait for its AmbiX WAV"),
+    "fill": (
+        "visage.bridge.fill_commands",
+        "generate an ambisonics track for every shot of an edit (OTIO, EDL, FCP XML, AAF)",
+    ),
+    "binaural": ("visage.model.delivery_commands", "render an AmbiX file to binaural stereo for headphones"),
+    "viz": ("visage.model.delivery_commands", "draw where the sound is: an equirectangular sound map"),
+    "mux": ("visage.model.delivery_commands", "mux AmbiX into an MP4/MOV with spatial-audio (SA3D) metadata"),
+    "hosts": (
+        "visage.host_plugins.hosts_commands",
+        "install or locate the Blender, Resolve and REAPER plugins",
+    ),
+    "dataset": ("visage.model.research_commands", "build a training dataset from 360-degree recordings"),
+    "train": ("visage.model.research_commands", "train or fine-tune ViSAGe (multi-GPU with accelerate)"),
+    "eval": ("visage.model.research_commands", "evaluate generated AmbiX against references (paper metrics)"),
+    "synthetic-bench": (
+        "visage.model.research_commands",
+        "spatial accuracy on synthetic scenes: ViSAGe vs baselines",
+    ),
     "bench": ("visage.model.commands", "speed benchmarks: `visage bench generate`"),
 }
 
@@ -41,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
-        p.set_defaults(_run=(module, f"run_{name}"))
-        getattr(importlib.import_module(module), f"add_{name}_arguments")(p)
+        stem = name.replace("-", "_")
+        p.set_defaults(_run=(module, f"run_{stem}"))
+        getattr(importlib.import_module(module), f"add_{stem}_arguments")(p)
     return parser
 
 
