@@ -175,6 +175,9 @@ def _choose_generator(args: argparse.Namespace, settings: GenerationSettings) ->
                 f"visage fill: the daemon runs {daemon.model_id}, not {requested}; generating here",
                 file=sys.stderr,
             )
+    from visage.model.environment import quiet_libraries
+
+    quiet_libraries()  # the fill's own progress bars only
     return LocalGenerator(settings, checkpoint=requested, device=args.device)
 
 

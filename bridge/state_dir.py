@@ -1,6 +1,6 @@
 """The state folder's small files: the one-daemon lock and the endpoint file clients read.
 
-Layout (see PROTOCOL.md): ``jobs.sqlite3`` (+ ``-wal``/``-shm``), ``daemon.json``, ``daemon.lock``,
+Layout (README, "State folder"): ``jobs.sqlite3`` (+ ``-wal``/``-shm``), ``daemon.json``, ``daemon.lock``,
 ``daemon.log``, ``outputs/``.
 """
 

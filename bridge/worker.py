@@ -46,8 +46,8 @@ def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
         document = json.loads(cached.metadata.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError):
         document = None
-    if not isinstance(document, dict):  # not one of our sidecars: copy it as it is
-        atomic_copy(cached.metadata, metadata)
+    if not isinstance(document, dict) or not ({"file", const.PREVIEW_KEY} & document.keys()):
+        atomic_copy(cached.metadata, metadata)  # nothing in it names a file: copy it as it is
         return
     if isinstance(document.get("file"), str):
         document["file"] = output.name

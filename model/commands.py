@@ -124,17 +124,6 @@ def _fail(command: str, exc: BaseException) -> int:
     return 1
 
 
-def _quiet_libraries() -> None:
-    """Keep the terminal for our progress bar: no per-tensor loading bars or deprecation notices."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -152,6 +141,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .checkpoint import DEFAULT_REPO_ID
+    from .environment import quiet_libraries
     from .generation import Guidance
     from .pipeline import GenerationRequest, VideoToAmbisonics, validate_request
 
@@ -172,7 +162,7 @@ def run_generate(args: argparse.Namespace) -> int:
         )
         validate_request(request)  # before the slow part: model loading
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
-        _quiet_libraries()
+        quiet_libraries()
         pipeline = VideoToAmbisonics.load(
             checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype
         )

@@ -182,3 +182,14 @@ def doctor(fix: bool = False) -> list[Check]:
 def format_report(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
     return "\n".join(f"{'ok ' if c.ok else 'XX '} {c.name:<{width}}  {c.detail}" for c in checks)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our progress bar: no per-tensor loading bars or deprecation notices."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)

@@ -69,6 +69,22 @@ def test_submit_over_osc_to_a_running_daemon(tmp_path: Path) -> None:
     assert sf.info(str(out)).channels == 4
 
 
+def test_fill_an_edit_puts_a_clip_under_each_shot(tmp_path: Path) -> None:
+    env = {**os.environ, "VISAGE_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    clip = tmp_path / "clip.mp4"
+    assert _run(str(EXAMPLES / "make_example_clip.py"), str(clip), env=env).returncode == 0
+    work = tmp_path / "work"
+    filled = _run(str(EXAMPLES / "fill_an_edit.py"), str(clip), str(work), "--model", "tiny-random", env=env)
+    assert filled.returncode == 0, filled.stderr
+    assert "track 'Ambisonics (AmbiX)'" in filled.stdout
+    assert "wide (AmbiX): at 0.00 s for 2.00 s, {'pitch': 0.0, 'yaw': 30.0}" in filled.stdout
+    assert "close (AmbiX): at 2.00 s for 2.00 s, {'pitch': 10.0, 'yaw': -45.0}" in filled.stdout
+    wavs = sorted((work / "edit_ambix.ambix").glob("*.wav"))
+    assert [sf.info(str(w)).frames for w in wavs] == [96000, 96000]
+    again = _run(str(EXAMPLES / "fill_an_edit.py"), str(clip), str(work), "--model", "tiny-random", env=env)
+    assert again.returncode == 2 and "exists" in again.stderr  # never replaces its earlier result
+
+
 def test_every_example_is_run_by_a_test() -> None:
-    tested = {"make_example_clip.py", "generate_from_video.py", "submit_over_osc.py"}
+    tested = {"make_example_clip.py", "generate_from_video.py", "submit_over_osc.py", "fill_an_edit.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
