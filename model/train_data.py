@@ -75,6 +75,19 @@ class Batch:
         }
         return Batch(**moved)
 
+    def objective_inputs(self) -> tuple[torch.Tensor | None, ...]:
+        """The positional arguments of ``TrainingObjective.forward``, in its order."""
+        return (
+            self.clip,
+            self.energy,
+            self.direction,
+            self.decoder_input_ids,
+            self.labels,
+            self.null_video,
+            self.null_direction,
+            self.frame_counts,
+        )
+
 
 class ClipDataset:
     """The clips of a dataset split, read lazily from the shards and windowed for the model."""

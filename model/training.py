@@ -258,16 +258,7 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
             ).to(device)
             sync = nullcontext() if k == len(micro) - 1 else accelerator.no_sync(objective)
             with sync:
-                loss, _ = objective(
-                    batch.clip,
-                    batch.energy,
-                    batch.direction,
-                    batch.decoder_input_ids,
-                    batch.labels,
-                    batch.null_video,
-                    batch.null_direction,
-                    batch.frame_counts,
-                )
+                loss, _ = objective(*batch.objective_inputs())
                 accelerator.backward(loss / len(micro))
             step_loss += float(loss.detach()) / len(micro)
         grad_norm = (
@@ -328,16 +319,7 @@ def _validate(objective: Any, val_set: ClipDataset, config: Config, model: Visag
         off = torch.zeros(len(examples), dtype=torch.bool)
         batch = make_batch(examples, model.pattern, pad, rotate=off, null_video=off, null_direction=off)
         batch = batch.to(accelerator.device)
-        loss, _ = objective(
-            batch.clip,
-            batch.energy,
-            batch.direction,
-            batch.decoder_input_ids,
-            batch.labels,
-            batch.null_video,
-            batch.null_direction,
-            batch.frame_counts,
-        )
+        loss, _ = objective(*batch.objective_inputs())
         total += torch.stack(
             [loss.float() * len(examples), torch.tensor(float(len(examples)), device=total.device)]
         )

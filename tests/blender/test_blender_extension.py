@@ -201,6 +201,32 @@ def test_front_object_and_fixed_direction(installed_extension: str, daemon: Daem
     drive_timer()
 
 
+def test_the_real_pipeline_puts_ambix_and_its_binaural_preview_under_the_strip(
+    installed_extension: str, model_daemon: DaemonProcess
+) -> None:
+    movie = make_movie(model_daemon.allowed / "media" / "real.mp4")
+    scene, (strip, _) = new_scene(movie, trim_left=0, visible=30)
+    prefs(model_daemon, model_daemon.allowed / "out")
+    assert bpy.ops.visage.generate_ambisonics(direction="FIXED", yaw=30.0, pitch=-10.0) == {"FINISHED"}
+    jobs = module("jobs")
+    (entry,) = jobs.active_jobs()
+    output = Path(entry.job.request.output)
+    drive_timer(timeout_s=180.0)
+    assert entry.job.tracker.phase.value == "done", entry.job.tracker.status_text
+    strips = scene.sequence_editor.strips
+    ambix, preview = strips["shot AmbiX"], strips["shot binaural"]
+    assert (ambix.channel, preview.channel) == (3, 4)
+    assert ambix.frame_final_start == preview.frame_final_start == strip.frame_final_start == 10
+    assert ambix.mute and not preview.mute  # monitoring through the preview by default
+    assert ambix.sound.channels == "CHANNELS_4" and preview.sound.channels == "STEREO"
+    assert Path(bpy.path.abspath(preview.sound.filepath)) == output.with_name(output.stem + ".binaural.wav")
+    sidecar = json.loads(output.with_name(output.name + ".json").read_text())
+    assert sidecar["direction"]["yaw_deg"] == 30.0 and sidecar["direction"]["pitch_deg"] == -10.0
+    assert sidecar["range"]["start_s"] == 0.0 and sidecar["range"]["end_s"] == pytest.approx(30 / 24)
+    info = module("common.wav_info").read_wav_info(output)  # WAVE_FORMAT_EXTENSIBLE: not for `wave` on 3.11
+    assert (info.channels, info.sample_rate, info.frames) == (4, 48000, 60000)  # the strip's 30 movie frames
+
+
 def test_binaural_preview_is_placed_when_the_daemon_names_one(
     installed_extension: str, tmp_path: Path
 ) -> None:
