@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .decode_step import StaticDecodeStep
+from .few_rows_linear import few_rows_linear
 from .visage import Visage
 
 # A guidance variant says which conditions are replaced by their null embeddings: (video, direction).
@@ -194,7 +195,7 @@ class _HeadRuns:
         """Rows [n] and their logits [N, n, C] for decoder states ``h`` [N, D]."""
         rows, w, b = self._slices[live]
         n, c, d = w.shape
-        return rows, F.linear(h, w.reshape(n * c, d), b.reshape(n * c)).view(-1, n, c)
+        return rows, few_rows_linear(h, w.reshape(n * c, d), b.reshape(n * c)).view(-1, n, c)
 
 
 def _as_counts(value: int | Sequence[int] | torch.Tensor | None, batch: int, name: str) -> list[int] | None:

@@ -2,9 +2,10 @@
 
 ``generate_cfg`` in the official code runs the conditional and the unconditional decoder one after the
 other at every step, evaluates each live head separately and samples head by head (ascending) with one
-``torch.multinomial`` call each. This module does the same with this project's modules, so that
-benchmarks can compare the batched loop of :mod:`generation` against it in one process, and so that a
-test can check sampling against the official random stream. It is slower by design; do not use it to
+``torch.multinomial`` call each. This module does the same with this project's modules (on the
+official kernels: plain ``F.linear``, see :mod:`few_rows_linear`), so that benchmarks can compare the
+batched loop of :mod:`generation` against it in one process, and so that a test can check sampling
+against the official random stream. It is slower by design; do not use it to
 generate audio.
 """
 
@@ -13,10 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .few_rows_linear import plain_linear
 from .visage import Visage
 
 
 @torch.inference_mode()
+@plain_linear()
 def reference_generate_cfg(
     model: Visage,
     clip: torch.Tensor,

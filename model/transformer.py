@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .few_rows_linear import FewRowsLinear, few_rows_linear
+
 
 class MultiHeadAttention(nn.Module):
     """BART attention: separate q/k/v/out projections with biases, softmax(q k^T / sqrt(Dh)) v."""
@@ -25,10 +27,10 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.q_proj = FewRowsLinear(dim, dim)
+        self.k_proj = FewRowsLinear(dim, dim)
+        self.v_proj = FewRowsLinear(dim, dim)
+        self.out_proj = FewRowsLinear(dim, dim)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
@@ -61,8 +63,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = FewRowsLinear(dim, hidden)
+        self.fc2 = FewRowsLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor, activation_dropout: float = 0.0) -> torch.Tensor:
         h = F.gelu(self.fc1(x))
@@ -437,4 +439,4 @@ class CodeHeads(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Logits of every row: [..., D] -> [..., K, C]."""
         k, c, d = self.weight.shape
-        return F.linear(h, self.weight.view(k * c, d), self.bias.view(k * c)).unflatten(-1, (k, c))
+        return few_rows_linear(h, self.weight.view(k * c, d), self.bias.view(k * c)).unflatten(-1, (k, c))
