@@ -206,7 +206,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def add_synthetic_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--work-dir", default="synthetic-bench", help="folder for clips, dataset and runs (replaced)"
+        "--work-dir",
+        default="synthetic-bench",
+        help="folder for clips, dataset and runs: new, empty, or an earlier run's (replaced)",
     )
     parser.add_argument("--train-clips", type=int, default=384)
     parser.add_argument("--test-clips", type=int, default=32)

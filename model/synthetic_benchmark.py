@@ -240,15 +240,37 @@ def _eval_audio(foa: np.ndarray, rate: int, seconds: int) -> np.ndarray:
     return resample(foa[:, : seconds * rate], rate, sm.SAMPLE_RATE, num_samples=seconds * sm.SAMPLE_RATE).T
 
 
+WORK_DIR_MARKER = ".visage-synthetic-bench"  # marks a folder this benchmark may replace
+
+
+def claim_work_dir(work: Path) -> None:
+    """Empty ``work`` for a new run, deleting only a folder an earlier run made."""
+    if work.exists() and not work.is_dir():
+        raise ValueError(f"{work} is a file; the benchmark needs a folder")
+    if work.is_dir() and any(work.iterdir()):
+        if not (work / WORK_DIR_MARKER).is_file():
+            raise ValueError(
+                f"{work} is not empty and was not made by the synthetic benchmark; choose a new folder"
+            )
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_DIR_MARKER).write_text("made by `visage synthetic-bench`; replaced by its next run\n")
+
+
 def run_benchmark(
     work_dir: str | Path, config: BenchmarkConfig | None = None, *, log: Log = print
 ) -> BenchmarkResult:
-    """Run the whole benchmark in ``work_dir`` (replaced) and return its table."""
+    """Run the whole benchmark in ``work_dir`` and return its table.
+
+    ``work_dir`` must be new, empty, or the folder of an earlier run (which is replaced).
+
+    Raises:
+        ValueError: ``work_dir`` holds anything else (it is never deleted).
+    """
     c = config or BenchmarkConfig()
     started = time.monotonic()
     work = Path(work_dir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    claim_work_dir(work)
     carrier = CarrierCodec(num_codebooks=c.codebooks, cardinality=c.levels)
     codec = FoaCodec(carrier)
     rng = np.random.default_rng(c.seed)

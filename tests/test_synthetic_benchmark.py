@@ -18,7 +18,14 @@ from visage.model.ambisonics import peak_direction, sphere_energy_map, spherical
 from visage.model.carrier_codec import CarrierCodec
 from visage.model.direction import CameraDirection
 from visage.model.equirect import pixel_directions
-from visage.model.synthetic_benchmark import BenchmarkConfig, ambi_enc, format_benchmark, run_benchmark
+from visage.model.synthetic_benchmark import (
+    WORK_DIR_MARKER,
+    BenchmarkConfig,
+    ambi_enc,
+    claim_work_dir,
+    format_benchmark,
+    run_benchmark,
+)
 from visage.model.synthetic_scenes import Scene, render_foa, render_frames, track
 
 
@@ -73,6 +80,21 @@ def test_the_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert bound.cc_all > 0.99
     assert all(result.train_steps[k] >= 1 for k in ("ViSAGe", "direction-blind"))
     assert "CC_all" in format_benchmark(result) and (tmp_path / "benchmark.json").is_file()
+
+
+def test_the_work_folder_of_a_user_is_never_deleted(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not made by the synthetic benchmark"):
+        run_benchmark(mine, BenchmarkConfig(train_clips=1, test_clips=1), log=lambda _: None)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / WORK_DIR_MARKER).write_text("")
+    (earlier / "stale.txt").write_text("from an earlier run")
+    claim_work_dir(earlier)  # an earlier run's folder is emptied for the next one
+    assert [p.name for p in earlier.iterdir()] == [WORK_DIR_MARKER]
 
 
 @pytest.mark.slow
