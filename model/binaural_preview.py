@@ -111,6 +111,110 @@ def render_preview(
     return (stereo * np.float32(_PEAK_LIMIT / peak)).astype(np.float32), 20 * math.log10(_PEAK_LIMIT / peak)
 
 
+@dataclass(frozen=True)
+class RenderedPreview:
+    """A binaural preview rendered in memory, before it is written.
+
+    Attributes:
+        stereo: ``[2, N]`` float32, left and right.
+        sample_rate: in Hz.
+        listener: the direction the listener faces.
+        hrtf: the analytic head's description, or the SOFA file's path.
+        gain_db: gain applied to avoid clipping (0 or negative).
+        loudness: of the AmbiX W channel and of the preview; None without pyloudnorm.
+    """
+
+    stereo: npt.NDArray[np.float32]
+    sample_rate: int
+    listener: CameraDirection
+    hrtf: str
+    gain_db: float
+    loudness: Loudness | None
+
+
+def render_binaural_preview(
+    foa: npt.ArrayLike,
+    sample_rate: int,
+    listener: CameraDirection,
+    *,
+    sofa: str | os.PathLike[str] | None = None,
+) -> RenderedPreview:
+    """Render ``[4, N]`` AmbiX for a listener facing ``listener`` and meter both signals.
+
+    Raises:
+        SofaError, BinauralError, ModuleNotFoundError: the SOFA file cannot be used.
+    """
+    decoder = load_decoder(sample_rate, sofa)
+    stereo, gain_db = render_preview(foa, decoder, listener)
+    try:
+        loudness: Loudness | None = measure_loudness(foa, sample_rate, stereo)
+    except ModuleNotFoundError:  # pyloudnorm missing: the preview is still useful without it
+        loudness = None
+    hrtf = ANALYTIC_HRTF if sofa is None else str(Path(sofa).resolve())
+    return RenderedPreview(stereo, sample_rate, listener, hrtf, gain_db, loudness)
+
+
+def check_preview_output(
+    path: str | os.PathLike[str], result_wav: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Fail before any work if the preview (or its sidecar) could not be written at ``path``.
+
+    Raises:
+        ValueError: ``path`` is not a .wav file, or is the result itself.
+        OutputExistsError, MissingOutputFolderError, UnwritableOutputFolderError: as for AmbiX output.
+    """
+    path = check_new_output(path, suffixes=(".wav",), overwrite=overwrite)
+    if path.resolve() == Path(result_wav).resolve():
+        raise ValueError(f"{path}: the preview would replace the result it is made from")
+    sidecar = sidecar_path(path)
+    if not overwrite and sidecar.exists():
+        raise OutputExistsError(sidecar)
+    return path
+
+
+def write_preview_file(
+    path: str | os.PathLike[str],
+    rendered: RenderedPreview,
+    result_wav: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> WrittenPreview:
+    """Write a rendered preview as a 24-bit stereo WAV with a ``.wav.json`` sidecar, atomically."""
+    path = Path(path)
+    sidecar = sidecar_path(path)
+    stereo, listener = rendered.stereo, rendered.listener
+    facts: dict[str, Any] = {
+        "format": "binaural",
+        "channels": ["left", "right"],
+        "file": path.name,
+        "source": str(Path(result_wav).resolve()),
+        "sample_rate": rendered.sample_rate,
+        "num_frames": int(stereo.shape[1]),
+        "listener": {"yaw_deg": listener.yaw_deg, "pitch_deg": listener.pitch_deg},
+        "hrtf": rendered.hrtf,
+        "gain_db": round(rendered.gain_db, 3),
+        "loudness": None if rendered.loudness is None else rendered.loudness.as_metadata(),
+    }
+    with (
+        atomic_output(path, overwrite=overwrite) as tmp_wav,
+        atomic_output(sidecar, overwrite=overwrite) as tmp_json,
+    ):
+        sf.write(
+            str(tmp_wav), np.ascontiguousarray(stereo.T), rendered.sample_rate, subtype="PCM_24", format="WAV"
+        )  # [N, 2]
+        tmp_json.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return WrittenPreview(
+        path,
+        sidecar,
+        rendered.sample_rate,
+        int(stereo.shape[1]),
+        listener,
+        rendered.hrtf,
+        rendered.gain_db,
+        rendered.loudness,
+    )
+
+
 def write_binaural_preview(
     result_wav: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -119,7 +223,7 @@ def write_binaural_preview(
     sofa: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> WrittenPreview:
-    """Render an AmbiX result to a binaural preview WAV (+ ``.wav.json`` sidecar), atomically.
+    """Render an AmbiX result file to a binaural preview WAV (+ ``.wav.json`` sidecar), atomically.
 
     Args:
         result_wav: the 4-channel AmbiX WAV.
@@ -137,39 +241,8 @@ def write_binaural_preview(
         SofaError, BinauralError, ModuleNotFoundError: the SOFA file cannot be used.
     """
     result_wav = Path(result_wav)
-    path = check_new_output(output or preview_path(result_wav), suffixes=(".wav",), overwrite=overwrite)
-    if path.resolve() == result_wav.resolve():
-        raise ValueError(f"{path}: the preview would replace the result it is made from")
-    sidecar = sidecar_path(path)
-    if not overwrite and sidecar.exists():
-        raise OutputExistsError(sidecar)
+    path = check_preview_output(output or preview_path(result_wav), result_wav, overwrite=overwrite)
     foa, sample_rate = read_ambix(result_wav)
     listener = listener or read_result_context(result_wav).camera or CameraDirection(0.0, 0.0)
-    decoder = load_decoder(sample_rate, sofa)
-    stereo, gain_db = render_preview(foa, decoder, listener)
-    try:
-        loudness: Loudness | None = measure_loudness(foa, sample_rate, stereo)
-    except ModuleNotFoundError:  # pyloudnorm is optional; the preview is still useful without it
-        loudness = None
-    hrtf = ANALYTIC_HRTF if sofa is None else str(Path(sofa).resolve())
-    facts: dict[str, Any] = {
-        "format": "binaural",
-        "channels": ["left", "right"],
-        "file": path.name,
-        "source": str(result_wav.resolve()),
-        "sample_rate": sample_rate,
-        "num_frames": int(stereo.shape[1]),
-        "listener": {"yaw_deg": listener.yaw_deg, "pitch_deg": listener.pitch_deg},
-        "hrtf": hrtf,
-        "gain_db": round(gain_db, 3),
-        "loudness": None if loudness is None else loudness.as_metadata(),
-    }
-    with (
-        atomic_output(path, overwrite=overwrite) as tmp_wav,
-        atomic_output(sidecar, overwrite=overwrite) as tmp_json,
-    ):
-        sf.write(
-            str(tmp_wav), np.ascontiguousarray(stereo.T), sample_rate, subtype="PCM_24", format="WAV"
-        )  # [N, 2]
-        tmp_json.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return WrittenPreview(path, sidecar, sample_rate, int(stereo.shape[1]), listener, hrtf, gain_db, loudness)
+    rendered = render_binaural_preview(foa, sample_rate, listener, sofa=sofa)
+    return write_preview_file(path, rendered, result_wav, overwrite=overwrite)

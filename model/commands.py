@@ -116,6 +116,18 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sample-rate", type=int, default=48000, help="output rate; 44100 keeps the codec's")
     parser.add_argument("--format", default="pcm24", choices=["pcm24", "float"], help="WAV sample format")
+    parser.add_argument(
+        "--binaural-preview",
+        action="store_true",
+        help="also write OUT.binaural.wav, stereo for headphones facing the camera",
+    )
+    parser.add_argument(
+        "--loudness",
+        type=float,
+        default=None,
+        metavar="LUFS",
+        help="normalise W to this integrated loudness (all channels one gain), e.g. -23",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
@@ -159,6 +171,8 @@ def run_generate(args: argparse.Namespace) -> int:
             overwrite=args.force,
             top_k=args.top_k,
             temperature=args.temperature,
+            binaural_preview=args.binaural_preview,
+            loudness_target=args.loudness,
         )
         validate_request(request)  # before the slow part: model loading
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
@@ -191,6 +205,11 @@ def run_generate(args: argparse.Namespace) -> int:
         f"wrote {written.path} ({written.num_frames / written.sample_rate:.3f} s, {written.sample_rate} Hz, "
         f"4 ch AmbiX) and {written.sidecar.name}"
     )
+    if result.preview is not None:
+        print(f"wrote {result.preview.path} (binaural preview for headphones)")
+    loudness = result.metadata.get("loudness")
+    if loudness and loudness.get("w_lufs") is not None:
+        print(f"loudness: W {loudness['w_lufs']:.1f} LUFS")
     if args.model == "tiny-random":
         print("note: tiny-random models produce noise; use the released checkpoint for real audio")
     return 0

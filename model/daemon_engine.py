@@ -5,7 +5,8 @@ and calls :func:`create_engine` once when ``visage serve`` starts. Options a req
 the bridge's own (guidance, seed, sample rate, output, direction curve): ``guidance_mode`` (joint,
 directional, visual, dual, none), ``direction_scale`` (dual mode), ``format`` (``pcm24`` or ``float``),
 ``top_k``, ``temperature``, ``binaural_preview`` (default true: a stereo ``<output>.binaural.wav`` for
-headphones beside the result, named under ``preview`` in its sidecar, which hosts place for monitoring).
+headphones beside the result, named under ``preview`` in its sidecar, which hosts place for monitoring),
+``loudness_target`` (LUFS: W normalised to it, all channels one gain).
 """
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ from .audio_io import OutputExistsError
 from .checkpoint import DEFAULT_REPO_ID
 from .direction import CameraDirection, DirectionError, load_direction_curve
 from .generation import GUIDANCE_MODES, Guidance
+from .loudness import LoudnessError
 from .pipeline import TINY_RANDOM, GenerationCancelled, GenerationOutput, GenerationRequest, VideoToAmbisonics
 from .video_io import RangeError, VideoError
 
 log = logging.getLogger(__name__)
 
 _FORMATS = {"pcm24": "PCM_24", "float": "FLOAT"}
-ENGINE_OPTIONS = ("guidance_mode", "direction_scale", "format", "top_k", "temperature", "binaural_preview")
+ENGINE_OPTIONS = (
+    "guidance_mode",
+    "direction_scale",
+    "format",
+    "top_k",
+    "temperature",
+    "binaural_preview",
+    "loudness_target",
+)
 
 
 class BadOption(ValueError):
@@ -83,6 +93,7 @@ class VisageEngine:
             temperature=_option(extra, "temperature", float, 1.0),
             metadata={"daemon_model_id": self.model_id},
             binaural_preview=_option(extra, "binaural_preview", bool, True),
+            loudness_target=_option(extra, "loudness_target", float, None),
         )
 
     def run_batch(
@@ -130,6 +141,8 @@ def _outcome(result: GenerationOutput | Exception) -> JobOutcome:
         return JobFailed("output_exists", str(result))
     if isinstance(result, DirectionError):
         return JobFailed("bad_direction", str(result))
+    if isinstance(result, LoudnessError):
+        return JobFailed("bad_options", str(result))
     log.error("job failed: %s: %s", type(result).__name__, result)
     return JobFailed("engine_error", f"{type(result).__name__}: {result}")
 

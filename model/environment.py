@@ -118,6 +118,8 @@ def _package_checks() -> list[Check]:
         "opentimelineio": "opentimelineio",
         "python-osc": "python-osc",
         "zeroconf": "zeroconf",
+        "scipy": "scipy",
+        "pyloudnorm": "pyloudnorm",
     }
     out = []
     for dist, label in wanted.items():
@@ -126,7 +128,7 @@ def _package_checks() -> list[Check]:
     optional = {
         "opentimelineio-plugins": "EDL/FCP XML/AAF adapters",
         "accelerate": "training",
-        "pyloudnorm": "loudness",
+        "h5py": "SOFA HRTF files",
     }
     for dist, use in optional.items():
         v = _version(dist)

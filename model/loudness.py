@@ -9,7 +9,7 @@ metered as the stereo programme a headphone listener hears.
 Normalisation scales all four channels by one gain. Scaling channels separately would change the
 ratio of W to X, Y, Z and so move (or blur) every source.
 
-``pyloudnorm`` is an optional dependency (the ``loudness`` extra); it is imported on first use.
+``pyloudnorm`` is imported on first use, so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _meter(sample_rate: int) -> Any:
         import pyloudnorm
     except ImportError:
         raise ModuleNotFoundError(
-            "loudness measurement needs pyloudnorm: pip install 'visage[loudness]' (or pyloudnorm)",
+            "loudness measurement needs pyloudnorm (a dependency of visage): pip install pyloudnorm",
             name="pyloudnorm",
         ) from None
     return pyloudnorm.Meter(sample_rate, block_size=BLOCK_SECONDS)

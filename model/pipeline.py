@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from .audio_io import WrittenAudio, check_output_path, resample, write_ambix
-from .binaural_preview import PREVIEW_KEY, WrittenPreview, preview_path, write_binaural_preview
+from .binaural_preview import (
+    PREVIEW_KEY,
+    WrittenPreview,
+    check_preview_output,
+    preview_path,
+    render_binaural_preview,
+    write_preview_file,
+)
 from .checkpoint import DEFAULT_REPO_ID, load_pretrained
 from .codec import DacCodec, FoaCodec
 from .direction import (
@@ -35,6 +42,7 @@ from .direction import (
 )
 from .energy_map import energy_map
 from .generation import Guidance, generate
+from .loudness import Loudness, LoudnessError, measure_loudness, normalize_loudness
 from .video_io import RangeError, VideoError, probe_video, read_clip_frames
 from .visage import Visage
 from .vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
@@ -72,7 +80,10 @@ class GenerationRequest:
         top_k, temperature: sampling (official: 256, 1.0).
         metadata: extra keys recorded in the sidecar (e.g. a request id).
         binaural_preview: also write ``<output stem>.binaural.wav``, a stereo render for headphones
-            facing the camera, named under ``"preview"`` in the AmbiX sidecar (needs ``output``).
+            facing the camera (the field's front for a direction curve), named under ``"preview"`` in
+            the AmbiX sidecar (needs ``output``).
+        loudness_target: scale all four channels together so that W reaches this integrated loudness
+            (LUFS, e.g. -23); None keeps the model's level. The sidecar records the loudness either way.
     """
 
     media: Path
@@ -89,6 +100,7 @@ class GenerationRequest:
     temperature: float = 1.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
     binaural_preview: bool = False
+    loudness_target: float | None = None
 
 
 @dataclass
@@ -179,7 +191,9 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
     if request.binaural_preview:
         if request.output is None:
             raise ValueError("binaural_preview needs an output file to sit beside")
-        check_output_path(preview_path(request.output), overwrite=request.overwrite)
+        check_preview_output(preview_path(request.output), request.output, overwrite=request.overwrite)
+    if request.loudness_target is not None and not -70.0 <= request.loudness_target <= 0.0:
+        raise LoudnessError(f"loudness_target must be between -70 and 0 LUFS, got {request.loudness_target}")
     if request.sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {request.sample_rate}")
     if request.subtype not in ("PCM_24", "FLOAT"):
@@ -429,9 +443,24 @@ class VideoToAmbisonics:
             else resample(audio44, codec_rate, req.sample_rate, num_samples=n_out)
         )
         metadata = self._metadata(plan, n_out)
+        if req.loudness_target is not None:
+            normalized = normalize_loudness(audio, req.sample_rate, req.loudness_target)
+            audio = normalized.audio
+            metadata["loudness_normalization"] = {
+                "target_lufs": req.loudness_target,
+                "gain_db": round(normalized.gain_db, 3),
+            }
+        rendered = None
+        if req.binaural_preview:
+            listener = req.direction if isinstance(req.direction, CameraDirection) else CameraDirection(0, 0)
+            rendered = render_binaural_preview(audio, req.sample_rate, listener)
+            loudness = rendered.loudness
+        else:
+            loudness = _measured(audio, req.sample_rate)
+        metadata["loudness"] = None if loudness is None else loudness.as_metadata()
         written = preview = None
         if req.output is not None:
-            if req.binaural_preview:
+            if rendered is not None:
                 metadata[PREVIEW_KEY] = preview_path(req.output).name  # relative to the sidecar's folder
             written = write_ambix(
                 req.output,
@@ -441,8 +470,10 @@ class VideoToAmbisonics:
                 overwrite=req.overwrite,
                 metadata=metadata,
             )
-            if req.binaural_preview:
-                preview = write_binaural_preview(written.path, overwrite=req.overwrite)
+            if rendered is not None:
+                preview = write_preview_file(
+                    preview_path(written.path), rendered, written.path, overwrite=req.overwrite
+                )
         report(plan.index, 1.0, "write")
         return GenerationOutput(req, audio, req.sample_rate, metadata, written, preview)
 
@@ -492,6 +523,14 @@ class VideoToAmbisonics:
             "windows": len(plan.windows),
             **({"request": dict(req.metadata)} if req.metadata else {}),
         }
+
+
+def _measured(audio: np.ndarray, sample_rate: int) -> Loudness | None:
+    """Loudness of a result's W channel, or None if pyloudnorm was removed from the environment."""
+    try:
+        return measure_loudness(audio, sample_rate)
+    except ModuleNotFoundError:
+        return None
 
 
 def _group_by(items: list[_Plan], key: Callable[[_Plan], Any]) -> list[list[_Plan]]:

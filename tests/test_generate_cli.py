@@ -50,6 +50,9 @@ def test_generates_the_requested_range(video: Path, tmp_path: Path, capsys) -> N
             "4",
             "--sample-rate",
             "48000",
+            "--binaural-preview",
+            "--loudness",
+            "-23",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -57,7 +60,10 @@ def test_generates_the_requested_range(video: Path, tmp_path: Path, capsys) -> N
     assert (info.channels, info.samplerate, info.frames, info.subtype) == (4, 48000, 108000, "PCM_24")
     meta = json.loads(Path(str(out) + ".json").read_text())
     assert meta["direction"]["yaw_deg"] == 30.0 and meta["sampling"]["seed"] == 4
-    assert "wrote" in capsys.readouterr().out
+    assert meta["preview"] == "out.binaural.wav" and sf.info(str(tmp_path / "out.binaural.wav")).channels == 2
+    assert meta["loudness"]["w_lufs"] == pytest.approx(-23.0, abs=0.05)
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "binaural preview" in printed and "loudness: W -23.0 LUFS" in printed
 
 
 @pytest.mark.parametrize(
@@ -71,6 +77,7 @@ def test_generates_the_requested_range(video: Path, tmp_path: Path, capsys) -> N
         (["--pitch", "inf"], "pitch_deg must be finite"),
         (["--pitch", "95"], "pitch_deg must lie in [-90, 90]"),
         (["--sample-rate", "0"], "sample_rate must be positive"),
+        (["--loudness", "3"], "loudness_target must be between -70 and 0 LUFS"),
     ],
 )
 def test_bad_arguments(video: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:

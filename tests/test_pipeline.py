@@ -160,10 +160,10 @@ def test_binaural_preview_sits_beside_the_result_and_is_named_in_its_sidecar(
     assert stereo.shape == (48000, 2) and rate == 48000 and np.abs(stereo).max() > 0
     sidecar = json.loads((tmp_path / "shot.wav.json").read_text())
     assert sidecar["preview"] == "shot.binaural.wav"
-    assert json.loads((tmp_path / "shot.binaural.wav.json").read_text())["listener"] == {
-        "yaw_deg": 0.0,
-        "pitch_deg": 0.0,
-    }
+    preview_sidecar = json.loads((tmp_path / "shot.binaural.wav.json").read_text())
+    assert preview_sidecar["listener"] == {"yaw_deg": 0.0, "pitch_deg": 0.0}
+    assert sidecar["loudness"] == preview_sidecar["loudness"]  # W and the preview, in both sidecars
+    assert sidecar["loudness"]["w_lufs"] < 0 and sidecar["loudness"]["binaural_lufs"] < 0
     # A second run must not replace a preview it was not asked to replace, and needs an output.
     other = tmp_path / "other.wav"
     again = GenerationRequest(videos["h264_25"], 0.0, 1.0, output=other, binaural_preview=True)
@@ -173,6 +173,26 @@ def test_binaural_preview_sits_beside_the_result_and_is_named_in_its_sidecar(
     assert isinstance(first, OutputExistsError) and (tmp_path / "other.binaural.wav").read_bytes() == b"mine"
     assert not (tmp_path / "other.wav").exists()
     assert isinstance(second, ValueError) and "needs an output" in str(second)
+
+
+def test_loudness_is_recorded_and_normalised_with_one_gain(pipeline, videos, tmp_path: Path) -> None:
+    from visage.model.loudness import LoudnessError, measure_loudness
+
+    plain, loud = (
+        GenerationRequest(videos["h264_25"], 0.0, 1.0, seed=4, output=tmp_path / "plain.wav"),
+        GenerationRequest(
+            videos["h264_25"], 0.0, 1.0, seed=4, output=tmp_path / "loud.wav", loudness_target=-20.0
+        ),
+    )
+    first, second = (_ok(r) for r in pipeline.generate([plain, loud]))
+    recorded = json.loads((tmp_path / "plain.wav.json").read_text())["loudness"]
+    assert recorded["w_lufs"] == pytest.approx(measure_loudness(first.audio, 48000).w_lufs, abs=0.01)
+    assert recorded["binaural_lufs"] is None  # no preview asked for
+    assert measure_loudness(second.audio, 48000).w_lufs == pytest.approx(-20.0, abs=0.05)
+    gain = second.metadata["loudness_normalization"]["gain_db"]
+    np.testing.assert_allclose(second.audio, first.audio * 10 ** (gain / 20), rtol=1e-4, atol=1e-6)
+    bad = GenerationRequest(videos["h264_25"], 0.0, 1.0, loudness_target=5.0)
+    assert isinstance(pipeline.generate([bad])[0], LoudnessError)
 
 
 def test_cancelled_requests_write_nothing(pipeline, videos, tmp_path: Path) -> None:
