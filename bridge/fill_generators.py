@@ -197,7 +197,7 @@ class DaemonGenerator:
         return VisageClient(self.address, token=self.token, timeout_s=self.timeout_s)
 
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
-        extra: dict[str, object] = {}
+        extra: dict[str, object] = {"binaural_preview": False}  # the edit references the AmbiX files only
         if self.settings.guidance_mode != "joint":
             extra["guidance_mode"] = self.settings.guidance_mode
         if self.settings.subtype == "FLOAT":

@@ -509,12 +509,20 @@ def test_daemon_fills_the_multitrack_sample(
 ) -> None:
     edit = otio_samples_dir / "multitrack.otio"
     settings = fake_settings(tmp_path, allow_dirs=(tmp_path, media_root))
-    engine = FakeEngine(FakeSettings(delay_s=0.0, steps=1, seconds=60.0))
+    sent: list[dict] = []
+
+    class RecordingEngine(FakeEngine):
+        def run_batch(self, specs, progress, cancelled):  # type: ignore[no-untyped-def]
+            sent.extend(dict(spec.extra) for spec in specs)
+            return super().run_batch(specs, progress, cancelled)
+
+    engine = RecordingEngine(FakeSettings(delay_s=0.0, steps=1, seconds=60.0))
     with Daemon(settings, engine) as daemon:
         generator = DaemonGenerator(SETTINGS, address_of(daemon))
         options = FillOptions(edit, tmp_path / "multi.otio", media_roots=(media_root / "multitrack.otio",))
         report = fill_edit(options, generator)
     assert report.exit_code == 0, [o.message for o in report.outcomes]
+    assert sent and all(extra == {"binaural_preview": False} for extra in sent)  # the edit needs no preview
     track = check_filled(edit, tmp_path / "multi.otio", report)
     assert [c.metadata["visage"]["source"]["track"] for c in track.find_clips()] == [
         "Sequence",
