@@ -5,8 +5,9 @@ colour on a textured background. The shape drifts across the view, bouncing off 
 its size and its sound follow the same envelope. Its sound is the carrier of
 :mod:`~visage.model.carrier_codec` that belongs to its shape (so the shape sets the timbre), placed at the
 direction of the shape's centre as seen through the camera (``equirect.pixel_directions``), so it moves
-with the shape. A quieter ambient bed (carrier 0) comes from a fixed direction of the world,
-:data:`AMBIENT_DIRECTION`, whatever the camera looks at, as a river or a road would.
+with the shape. An ambient bed (carrier 0) comes from a fixed direction of the world,
+:data:`AMBIENT_DIRECTION`, whatever the camera looks at, as a river or a road would: an off-screen sound
+that only a model which knows the camera direction can place.
 
 So the sound field depends on the camera direction (which places both sources), on where the shape is in
 the picture (which the patch energy map shows) and on the shape (its timbre): what ViSAGe's inputs carry.
@@ -28,7 +29,7 @@ from .equirect import pixel_directions
 SHAPES = ("disc", "square", "diamond")
 AMBIENT_DIRECTION = (math.radians(135.0), math.radians(35.0))  # azimuth, elevation of the ambient bed
 SOURCE_LEVEL = 0.3  # peak amplitude of the shape's sound
-AMBIENT_LEVEL = 0.1
+AMBIENT_LEVEL = 0.25  # amplitude of the ambient bed (the shape's sound pulses, so it is louder on average)
 FOV_DEG = 90.0
 _MARGIN = 0.2  # the shape's centre stays this fraction of the view away from the edges
 
@@ -119,13 +120,21 @@ def render_frames(scene: Scene, num_frames: int, fps: int = 4, size: int = 224) 
     return frames
 
 
-def render_foa(scene: Scene, carriers: np.ndarray, sample_rate: int, size: int = 224) -> np.ndarray:
+def render_foa(
+    scene: Scene,
+    carriers: np.ndarray,
+    sample_rate: int,
+    size: int = 224,
+    *,
+    ambient_level: float = AMBIENT_LEVEL,
+) -> np.ndarray:
     """Ground-truth AmbiX ``[4, N]`` float32: the shape's carrier at its direction, plus the ambient bed.
 
     Args:
         carriers: ``[Q, N]`` carrier signals (``CarrierCodec.carrier_signal``), Q > number of shapes; the
             clip lasts N samples.
         sample_rate: of ``carriers``.
+        ambient_level: amplitude of the ambient bed (0: the shape alone).
     """
     n = carriers.shape[1]
     times = np.arange(n) / sample_rate
@@ -135,6 +144,6 @@ def render_foa(scene: Scene, carriers: np.ndarray, sample_rate: int, size: int =
     gains = sh_gains(az, el)  # [M, 4]
     gains = np.stack([np.interp(times, control, gains[:, c]) for c in range(4)])  # [4, N]
     source = SOURCE_LEVEL * envelope(scene, times) * carriers[scene.shape + 1]
-    ambient = AMBIENT_LEVEL * carriers[0]
+    ambient = ambient_level * carriers[0]
     foa = gains * source[None, :] + sh_gains(*AMBIENT_DIRECTION)[:, None] * ambient[None, :]
     return foa.astype(np.float32)
