@@ -154,8 +154,8 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``visage submit`` to ``parser``."""
     parser.add_argument("video", type=Path, help="the video file (made absolute)")
-    parser.add_argument("--yaw", type=float, required=True, help="camera yaw in degrees, + = left (AmbiX)")
-    parser.add_argument("--pitch", type=float, required=True, help="camera pitch in degrees, + = up")
+    parser.add_argument("--yaw", type=float, default=0.0, help="camera yaw in degrees, + = left (AmbiX)")
+    parser.add_argument("--pitch", type=float, default=0.0, help="camera pitch in degrees, + = up")
     parser.add_argument("--start", type=float, default=0.0, help="clip start in seconds")
     parser.add_argument(
         "--end", type=float, default=None, help="clip end in seconds; omitted = to the end of the media"

@@ -55,11 +55,24 @@ def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
     if isinstance(preview, str) and (cached.metadata.parent / preview).is_file():
         copied = output.with_name(output.stem + const.PREVIEW_SUFFIX)
         atomic_copy(cached.metadata.parent / preview, copied)
+        _copy_preview_sidecar(cached.metadata.parent / (preview + ".json"), copied, output)
         document[const.PREVIEW_KEY] = copied.name
     else:
         document.pop(const.PREVIEW_KEY, None)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     atomic_write_bytes(metadata, text.encode("utf-8"))
+
+
+def _copy_preview_sidecar(cached: Path, preview: Path, output: Path) -> None:
+    """The preview's own sidecar, naming the copied preview and the result it was rendered from."""
+    try:
+        document = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no readable sidecar: the preview alone is still worth having
+    if isinstance(document, dict):
+        document.update(file=preview.name, source=str(output.resolve()))
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(preview.with_name(preview.name + ".json"), text.encode("utf-8"))
 
 
 class Worker:

@@ -625,17 +625,14 @@ def test_run_submit_prints_the_output_path(
     assert run_submit(parser.parse_args(argv)) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert_complete_wav(out)
-    bad = [
-        str(tmp_path / "missing.mp4"),
-        "--yaw",
-        "0",
-        "--pitch",
-        "0",
-        "-o",
-        str(out),
-        "--daemon",
-        f"127.0.0.1:{port}",
-    ]
+    front = tmp_path / "front.wav"  # yaw and pitch default to the front, as for `visage generate`
+    assert (
+        run_submit(parser.parse_args([str(media), "--end", "0.3", "-o", str(front), "--daemon", argv[-1]]))
+        == 0
+    )
+    assert json.loads(front.with_suffix(".json").read_text())["yaw"] == 0.0
+    capsys.readouterr()
+    bad = [str(tmp_path / "missing.mp4"), "-o", str(out), "--daemon", f"127.0.0.1:{port}"]
     assert run_submit(parser.parse_args(bad)) == 1
     assert "media_not_found" in capsys.readouterr().err
 

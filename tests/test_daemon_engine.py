@@ -98,6 +98,9 @@ def test_daemon_with_the_real_pipeline(client: VisageClient, video: Path, tmp_pa
     sidecar = json.loads(Path(again.metadata).read_text())
     assert sidecar["file"] == "again.wav" and sidecar["preview"] == "again.binaural.wav"
     assert (tmp_path / "again.binaural.wav").read_bytes() == (tmp_path / "out.binaural.wav").read_bytes()
+    preview_sidecar = json.loads((tmp_path / "again.binaural.wav.json").read_text())
+    assert preview_sidecar["file"] == "again.binaural.wav"
+    assert preview_sidecar["source"] == str((tmp_path / "again.wav").resolve())
     # A job whose preview would replace a file of the user's is refused when it is submitted.
     (tmp_path / "mine.binaural.wav").write_bytes(b"mine")
     with pytest.raises(JobFailed) as refused:
