@@ -82,11 +82,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _configure_logging(level: str, log_path: Path) -> list[logging.Handler]:
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
     handlers: list[logging.Handler] = [
-        logging.StreamHandler(sys.stderr),
         logging.handlers.RotatingFileHandler(log_path, maxBytes=5 << 20, backupCount=3),
     ]
-    root = logging.getLogger()
+    # `visage serve` comes through the visage command, which already logs to stderr: do not say it twice.
+    if not any(type(h) is logging.StreamHandler and h.stream is sys.stderr for h in root.handlers):
+        handlers.append(logging.StreamHandler(sys.stderr))
     root.setLevel(level)
     for handler in handlers:
         handler.setFormatter(formatter)

@@ -171,7 +171,9 @@ def create_engine(model: str, device: str) -> VisageEngine:
     """The factory ``visage serve`` calls: ``model`` is ``visage`` (the released checkpoint), a repo id
     or folder, or ``tiny-random`` (offline, noise)."""
     from .checkpoint import resolve_checkpoint_dir
+    from .environment import quiet_libraries
 
+    quiet_libraries()  # the daemon's log, not per-tensor loading bars
     checkpoint = DEFAULT_REPO_ID if model in ("visage", "") else model
     folder = None if checkpoint == TINY_RANDOM else resolve_checkpoint_dir(checkpoint)
     pipeline = VideoToAmbisonics.load(folder or checkpoint, device=device)
