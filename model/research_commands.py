@@ -11,6 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+
+def _write_json(path: Path, text: str) -> None:
+    """Write a results file the user named, atomically (a crash never leaves half a JSON)."""
+    from .output_files import atomic_output
+
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _fail(command: str, exc: BaseException | str) -> int:
@@ -187,9 +196,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
         embedder = classifier = None
         if not args.spatial_only:
-            from .audio_feature_models import load_passt, load_vggish
+            from .audio_feature_models import FeatureModelUnavailable, load_passt, load_vggish
 
-            embedder, classifier = load_vggish(args.device), load_passt(args.device)
+            try:
+                embedder, classifier = load_vggish(args.device), load_passt(args.device)
+            except FeatureModelUnavailable as exc:
+                return _fail("eval", f"{exc}; or pass --spatial-only for CC and AUC alone")
         result = evaluate(
             args.generated,
             args.reference,
@@ -202,7 +214,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return _fail("eval", exc)
     print(format_table(result))
     if args.json:
-        Path(args.json).write_text(result.to_json())
+        _write_json(Path(args.json), result.to_json())
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -251,5 +263,5 @@ def run_synthetic_bench(args: argparse.Namespace) -> int:
         return _fail("synthetic-bench", exc)
     print(format_benchmark(result))
     if args.json:
-        Path(args.json).write_text(result.to_json())
+        _write_json(Path(args.json), result.to_json())
     return 0
