@@ -1,4 +1,4 @@
-"""ViSAGe model core: the network, its checkpoints, generation and the video-to-AmbiX pipeline.
+"""ViSAGe model core: the network, its checkpoints, generation, the video-to-AmbiX pipeline and delivery.
 
 The public names load lazily, so that ``visage --help`` and light tools do not import torch.
 """
@@ -20,6 +20,11 @@ _EXPORTS = {
     "VideoToAmbisonics": "pipeline",
     "GenerationRequest": "pipeline",
     "load_pretrained": "checkpoint",
+    "write_ambix": "audio_io",
+    "read_ambix": "audio_io",
+    "write_binaural_preview": "binaural_preview",
+    "render_sound_map": "sound_map_render",
+    "mux_spatial_audio": "spatial_mux",
 }
 
 __all__ = [
@@ -34,9 +39,16 @@ __all__ = [
     "VisageConfig",
     "get_pattern",
     "load_pretrained",
+    "mux_spatial_audio",
+    "read_ambix",
+    "render_sound_map",
+    "write_ambix",
+    "write_binaural_preview",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .audio_io import read_ambix, write_ambix
+    from .binaural_preview import write_binaural_preview
     from .checkpoint import load_pretrained
     from .code_pattern import CodePattern, get_pattern
     from .config import VisageConfig
@@ -44,6 +56,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .generation import Guidance
     from .pipeline import GenerationRequest, VideoToAmbisonics
     from .sequence import SequenceConfig
+    from .sound_map_render import render_sound_map
+    from .spatial_mux import mux_spatial_audio
     from .visage import Visage
 
 
