@@ -7,8 +7,9 @@ Rotation augmentation (§6.2) swaps in the codes of the rotated sound field toge
 camera vector. Condition dropout (§6.1) nulls the video (CLIP frames *and* energy map) and, independently,
 the direction: once per batch as the official code does, or per clip.
 
-Every random choice comes from one ``torch.Generator`` owned by the training loop, so a resumed run
-draws exactly what an uninterrupted one would.
+Every random choice comes from one ``torch.Generator`` owned by the training loop, except per-batch
+dropout, which comes from a generator seeded by the step alike on every process (so the processes that
+split a batch agree); a resumed run draws exactly what an uninterrupted one would.
 
 Dimension letters: B clips, F CLIP frames, P = 49 patches, T code frames, S pattern steps, K code rows.
 """
@@ -139,18 +140,36 @@ class Augmentation:
 NO_AUGMENTATION = Augmentation(0.0, 0.0, 0.0)
 
 
+def shared_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
+    """A generator seeded alike on every process for one micro-batch of one optimiser step.
+
+    Per-batch dropout must be one decision for the whole (global) batch, which the processes split
+    among themselves: drawn from this, every process nulls the same conditions. It depends only on
+    (seed, step, micro), so a resumed run draws the same decisions without saving any state.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 4_099 + micro)
+
+
 def draw(
-    count: int, augmentation: Augmentation, generator: torch.Generator
+    count: int,
+    augmentation: Augmentation,
+    generator: torch.Generator,
+    shared: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rotation and dropout decisions for ``count`` clips: (rotate, null_video, null_direction), [B] bool.
 
     Per-batch dropout (official) draws one number for the video and one for the direction and applies it
-    to every clip; per-sample dropout draws one per clip. The draw order is fixed, for reproducibility.
+    to every clip, from ``shared`` when given (see :func:`shared_generator`) so that all processes agree;
+    per-sample dropout draws one per clip from ``generator``, as the rotations are. The draw order is
+    fixed, for reproducibility.
     """
     rotate = torch.rand(count, generator=generator) < augmentation.rotation_prob
-    n = count if augmentation.per_sample_dropout else 1
-    null_video = (torch.rand(n, generator=generator) < augmentation.video_dropout).expand(count)
-    null_direction = (torch.rand(n, generator=generator) < augmentation.direction_dropout).expand(count)
+    if augmentation.per_sample_dropout:
+        n, source = count, generator
+    else:
+        n, source = 1, (shared if shared is not None else generator)
+    null_video = (torch.rand(n, generator=source) < augmentation.video_dropout).expand(count)
+    null_direction = (torch.rand(n, generator=source) < augmentation.direction_dropout).expand(count)
     return rotate, null_video.clone(), null_direction.clone()
 
 

@@ -35,7 +35,7 @@ from .config import VisageConfig
 from .dataset_format import DatasetSettings, Manifest
 from .optimizer import build_optimizer, constant_schedule
 from .train_config import Config, ConfigError, ModelConfig
-from .train_data import Augmentation, ClipDataset, draw, epoch_batches, make_batch
+from .train_data import Augmentation, ClipDataset, draw, epoch_batches, make_batch, shared_generator
 from .training_checkpoint import Progress, latest_checkpoint, load_checkpoint, save_checkpoint
 from .training_objective import TrainingObjective
 from .visage import Visage
@@ -113,6 +113,19 @@ def check_compatible(model: Visage, settings: DatasetSettings, dataset: str) -> 
         )
 
 
+def agree_to_stop(local: bool, accelerator: Any) -> bool:
+    """Whether any process wants to stop, agreed by all of them.
+
+    A wall-clock limit or a stop request is seen by each process on its own (their clocks start apart);
+    if one stopped while another took one more step, the latter would wait forever in the gradient
+    all-reduce. Every process calls this at the same point of the loop.
+    """
+    if accelerator.num_processes == 1:
+        return local
+    flag = torch.tensor(float(local), device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+
+
 def _mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
@@ -188,12 +201,14 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
     objective, optimizer = accelerator.prepare(objective, optimizer)
     generator = torch.Generator().manual_seed(tc.seed * 1000 + rank)
     progress = Progress()
+    saved_at = -1
     resume_from = latest_checkpoint(out) if tc.resume else None
     if resume_from is not None:
         progress = load_checkpoint(
             resume_from, model=model, optimizer=optimizer, scheduler=scheduler, generator=generator, rank=rank
         )
         log(f"resumed from {resume_from} at step {progress.step}")
+        saved_at = progress.step  # never rewrite (delete and replace) the checkpoint resumed from
     logger = TrainingLog(out, accelerator.is_main_process)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +221,6 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
     sampler = _Samples(config, manifest, val_set if len(val_set) else train_set, out, logger, log)
     last_loss: float | None = None
     val_loss: float | None = None
-    saved_at = -1
     checkpoint_path: Path | None = resume_from
 
     def save() -> None:
@@ -230,9 +244,10 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
             return True
         if tc.epochs and progress.epoch >= tc.epochs:
             return True
-        if tc.max_seconds and time.monotonic() - started >= tc.max_seconds:
-            return True
-        return bool(should_stop and should_stop())
+        if not (tc.max_seconds or should_stop):
+            return False
+        late = bool(tc.max_seconds and time.monotonic() - started >= tc.max_seconds)
+        return agree_to_stop(late or bool(should_stop and should_stop()), accelerator)
 
     while not finished():
         batches = epoch_batches(
@@ -247,7 +262,8 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
         step_loss = 0.0
         for k, indices in enumerate(micro):
             examples = [train_set.example(i, generator) for i in indices]
-            rotate, null_video, null_direction = draw(len(examples), augmentation, generator)
+            shared = shared_generator(tc.seed, progress.step, k)  # alike on every process
+            rotate, null_video, null_direction = draw(len(examples), augmentation, generator, shared)
             batch = make_batch(
                 examples,
                 model.pattern,

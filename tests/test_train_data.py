@@ -15,7 +15,15 @@ from visage.model.dataset_format import ClipRecord, ClipTensors, write_shard
 from visage.model.direction import CameraDirection, model_direction_vector
 from visage.model.direction_table import ClipDirection
 from visage.model.sequence import SequenceConfig
-from visage.model.train_data import Augmentation, ClipDataset, ClipExample, draw, epoch_batches, make_batch
+from visage.model.train_data import (
+    Augmentation,
+    ClipDataset,
+    ClipExample,
+    draw,
+    epoch_batches,
+    make_batch,
+    shared_generator,
+)
 
 PATTERN = get_pattern("visage", 2, 4)  # K = 8 rows
 
@@ -85,6 +93,22 @@ def test_dropout_is_one_draw_per_batch_or_one_per_clip() -> None:
     assert 0 < int(video.sum()) < 64
     rotate, video, direction = draw(8, Augmentation(1.0, 0.0, 1.0), g)
     assert rotate.all() and not video.any() and direction.all()
+
+
+def test_per_batch_dropout_is_the_same_on_every_process() -> None:
+    # The processes split one global batch and own differently seeded generators; the official
+    # per-batch decision must still be one for the whole batch, while rotations stay per clip.
+    aug = Augmentation(0.5, 0.5, 0.5)
+    ranks = [torch.Generator().manual_seed(1115 * 1000 + r) for r in range(2)]
+    seen, rotations_differ = set(), False
+    for step in range(40):
+        (rot0, video0, dir0), (rot1, video1, dir1) = [
+            draw(4, aug, g, shared_generator(1115, step)) for g in ranks
+        ]
+        assert torch.equal(video0, video1) and torch.equal(dir0, dir1)
+        seen.add((bool(video0[0]), bool(dir0[0])))
+        rotations_differ |= not torch.equal(rot0, rot1)
+    assert len(seen) == 4 and rotations_differ  # video and direction drawn independently
 
 
 def test_epoch_batches_are_shuffled_by_epoch_and_split_across_processes() -> None:

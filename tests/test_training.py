@@ -21,7 +21,7 @@ from visage.model.direction_table import read_clip_table
 from visage.model.synthetic_benchmark import write_scene_files
 from visage.model.synthetic_scenes import random_scene
 from visage.model.train_config import ConfigError, config_from_dict
-from visage.model.training import train
+from visage.model.training import agree_to_stop, train
 from visage.model.training_checkpoint import latest_checkpoint
 from visage.model.visage import Visage
 from visage.model.vision import ClipVisionEncoder, build_tiny_random_clip
@@ -135,6 +135,56 @@ def test_checkpoints_are_complete_and_pruned(dataset: Path, tmp_path: Path) -> N
     assert latest is not None and json.loads((latest / "state.json").read_text())["step"] == 4
     model = Visage.from_pretrained(latest / "model")  # the official layout loads as a model
     assert model.config.num_rvq == 4
+
+
+def test_a_resumed_run_that_is_already_done_leaves_its_checkpoint_alone(
+    dataset: Path, tmp_path: Path
+) -> None:
+    # Re-saving the same step would delete the only complete checkpoint before replacing it.
+    cfg = config(dataset, tmp_path, train={"max_steps": 2, "keep_checkpoints": 1})
+    train(config_from_dict(cfg), log=lambda _: None)
+    latest = latest_checkpoint(tmp_path)
+    assert latest is not None
+    (latest / "marker").write_text("kept")
+    result = train(config_from_dict(cfg), log=lambda _: None)
+    assert result.steps == 2 and result.checkpoint == latest and (latest / "marker").is_file()
+
+
+def test_per_batch_dropout_draws_from_the_generator_every_process_shares(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visage.model import training
+    from visage.model.train_data import draw, shared_generator
+
+    seeds: list[int] = []
+
+    def spy(count: int, augmentation: Any, generator: torch.Generator, shared: Any = None) -> Any:
+        seeds.append(shared.initial_seed() if shared is not None else -1)
+        return draw(count, augmentation, generator, shared)
+
+    monkeypatch.setattr(training, "draw", spy)
+    train(config_from_dict(config(dataset, tmp_path, train={"max_steps": 2, "seed": 7})), log=lambda _: None)
+    assert seeds == [shared_generator(7, step).initial_seed() for step in range(2)]
+
+
+class _TwoProcesses:
+    """An accelerator stand-in whose other process wants to stop (or not)."""
+
+    num_processes = 2
+    device = torch.device("cpu")
+
+    def __init__(self, other_stops: bool) -> None:
+        self.other_stops = other_stops
+
+    def reduce(self, tensor: torch.Tensor, reduction: str) -> torch.Tensor:
+        assert reduction == "sum"
+        return tensor + float(self.other_stops)
+
+
+def test_a_stop_seen_by_one_process_stops_them_all() -> None:
+    assert agree_to_stop(False, _TwoProcesses(other_stops=True))
+    assert agree_to_stop(True, _TwoProcesses(other_stops=False))
+    assert not agree_to_stop(False, _TwoProcesses(other_stops=False))
 
 
 def test_sample_audio_is_written(dataset: Path, tmp_path: Path) -> None:
