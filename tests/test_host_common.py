@@ -433,6 +433,18 @@ def test_host_job_cancel(tmp_path: Path) -> None:
     assert tracker.phase is job_state.JobPhase.CANCELLED
 
 
+def test_closing_a_polled_job_cancels_it_on_the_daemon(tmp_path: Path) -> None:
+    """REAPER/Resolve follow jobs with `poll`; `close` alone must still send the cancel."""
+    with Daemon(fake_settings(tmp_path), fast_engine(delay_s=3.0, steps=30)) as running:
+        job = host_client.HostJob(_request(tmp_path), address_of(running)).start(threaded=False)
+        job.close()
+        assert running.queue is not None
+        deadline = time.monotonic() + 5
+        while running.queue.get(job.job_id).state.value != "cancelled":
+            assert time.monotonic() < deadline, running.queue.get(job.job_id).state
+            time.sleep(0.02)
+
+
 def test_no_daemon(tmp_path: Path) -> None:
     import socket
 

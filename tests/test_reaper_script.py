@@ -65,6 +65,8 @@ class FakeReaper:
         self.items: dict[str, Item] = {}
         self.takes: dict[str, Take] = {}
         self.sources: dict[str, tuple[str, float]] = {}  # pointer -> (file, length s)
+        # section/reverse wrappers: pointer -> (parent pointer, offset s, length s, reversed)
+        self.sections: dict[str, tuple[str, float, float, bool]] = {}
         self.tracks: list[str] = []
         self.track_data: dict[str, Track] = {}
         self.selected: list[str] = []
@@ -97,11 +99,16 @@ class FakeReaper:
         notes: str = "",
         source_length: float = 60.0,
         name: str = "clip",
+        section: tuple[float, float, bool] | None = None,
     ) -> str:
         take = pointer("MediaItem_Take", 0)
         if file is not None:
             source = self._ptr("PCM_source")
             self.sources[source] = (file, source_length)
+            if section is not None:  # the take plays a section of the file (or the file reversed)
+                wrapper = self._ptr("PCM_source")
+                self.sections[wrapper] = (source, *section)
+                source = wrapper
             take = self._ptr("MediaItem_Take")
             self.takes[take] = Take(source, name, offset, rate)
         item = self._ptr("MediaItem")
@@ -164,13 +171,25 @@ class FakeReaper:
         return self.takes[take].source
 
     def RPR_GetMediaSourceParent(self, source: str) -> str:
-        return pointer("PCM_source", 0)
+        return self.sections[source][0] if source in self.sections else pointer("PCM_source", 0)
+
+    def RPR_PCM_Source_GetSectionInfo(
+        self, source: str, offset: float, length: float, reverse: bool
+    ) -> tuple:
+        if source not in self.sections:
+            return (False, source, offset, length, reverse)
+        return (True, source, *self.sections[source][1:])
 
     def RPR_GetMediaSourceFileName(self, source: str, buffer: str, size: int) -> tuple:
-        return (source, self.sources[source][0], size)
+        return (source, self.sources[source][0] if source in self.sources else "", size)
 
     def RPR_GetMediaSourceLength(self, source: str, is_qn: bool) -> tuple:
+        if source in self.sections:
+            return (self.sections[source][2], source, False)
         return (self.sources[source][1], source, False)
+
+    def RPR_ValidatePtr2(self, project: int, candidate: str, kind: str) -> bool:
+        return kind == "MediaTrack*" and candidate in self.tracks
 
     def RPR_GetMediaItemTakeInfo_Value(self, take: str, parm: str) -> float:
         data = self.takes[take]
@@ -388,6 +407,7 @@ def test_items_are_generated_and_inserted_on_an_ambix_track(
     assert names[: names.index("RPR_UpdateArrange") + 1] == [
         "RPR_Undo_BeginBlock2",
         "RPR_PreventUIRefresh",
+        "RPR_ValidatePtr2",  # the item's track, still there: its index now
         "RPR_InsertTrackAtIndex",
         "RPR_SetMediaTrackInfo_Value",
         "RPR_AddMediaItemToTrack",
@@ -477,3 +497,76 @@ def test_terminating_the_script_cancels_running_jobs(
         while slow.queue.get(pending.job.job_id).state.value != "cancelled":
             assert time.monotonic() < deadline
             time.sleep(0.02)
+
+
+def test_section_sources_count_from_the_section_start(
+    script: Any, reaper: FakeReaper, tmp_path: Path
+) -> None:
+    """A take playing a section of a file: D_STARTOFFS and looping are relative to the section."""
+    track = reaper.add_track("Video")
+    clip = media(tmp_path, "g.mp4")
+    reaper.selected = [
+        reaper.add_item(
+            track,
+            clip,
+            position=0.0,
+            length=1.0,
+            offset=0.5,
+            notes="yaw=0",
+            name="S",
+            section=(4.0, 3.0, False),
+        ),
+        reaper.add_item(
+            track,
+            clip,
+            position=5.0,
+            length=1.0,
+            offset=2.5,
+            notes="yaw=0",
+            name="L",
+            section=(4.0, 3.0, False),
+        ),
+        reaper.add_item(
+            track, clip, position=9.0, length=1.0, notes="yaw=0", name="R", section=(0.0, 60.0, True)
+        ),
+    ]
+    assert script.main() == 2
+    run_deferred(script, reaper)
+    placed = {
+        reaper.takes[reaper.items[i].take].name: reaper.items[i]
+        for i in reaper.track_data[reaper.tracks[1]].items
+    }
+    assert set(placed) == {"S AmbiX", "L AmbiX"}
+    out_s, out_l = (reaper.sources[reaper.takes[placed[n].take].source][0] for n in ("S AmbiX", "L AmbiX"))
+    assert (sidecar(out_s)["start"], sidecar(out_s)["end"]) == (4.5, 5.5)
+    assert (sidecar(out_l)["start"], sidecar(out_l)["end"]) == (6.5, 7.0)  # looped: up to the section's end
+    assert placed["L AmbiX"].length == 0.5
+    messages = [args[0] for name, args in reaper.calls if name == "RPR_ShowConsoleMsg"]
+    assert any("R: " in m and "reversed" in m for m in messages)
+
+
+def test_results_go_below_their_own_track_after_earlier_inserts(
+    script: Any, reaper: FakeReaper, tmp_path: Path
+) -> None:
+    """The first result inserts a track above the second item's track: its index must be re-read."""
+    first, second = reaper.add_track("V1"), reaper.add_track("V2")
+    reaper.selected = [
+        reaper.add_item(first, media(tmp_path, "h.mp4"), position=0.0, length=1.0, notes="yaw=0", name="A"),
+        reaper.add_item(second, media(tmp_path, "i.mp4"), position=0.0, length=1.0, notes="yaw=0", name="B"),
+    ]
+    assert script.main() == 2
+    run_deferred(script, reaper)
+    layout = [
+        (
+            reaper.track_data[t].name,
+            [reaper.takes[reaper.items[i].take].name for i in reaper.track_data[t].items],
+        )
+        for t in reaper.tracks
+    ]
+    ambix = "FOA AmbiX (ACN/SN3D)"
+    assert layout == [
+        ("V1", ["A"]),
+        (ambix, ["A AmbiX"]),
+        ("V2", ["B"]),
+        (ambix, ["B AmbiX"]),
+    ]

@@ -315,6 +315,8 @@ class HostJob:
                 self._ended = True
                 self._thread.join(timeout_s)
         else:
+            if not self._ended and self._client is not None:
+                self._step(POLL_SLICE_S)  # polled mode: nothing else would send the cancel
             self._close_client()
 
     @property

@@ -189,12 +189,15 @@ def reaper_item_range(
     length_s: float,
     play_rate: float,
     source_length_s: float | None = None,
+    section_offset_s: float = 0.0,
 ) -> ItemRange:
     """Source range of a REAPER item (take ``D_STARTOFFS``, item ``D_LENGTH``, take ``D_PLAYRATE``).
 
     The item plays ``length_s * play_rate`` seconds of its source, starting ``start_offset_s`` into it.
     A negative start offset (item extended left of the source) becomes a lead-in; a range past the
-    source's end (a looped item) is clamped to it.
+    source's end (a looped item) is clamped to it. For a take whose source is a section of a file
+    (``PCM_Source_GetSectionInfo``), the start offset and ``source_length_s`` are the section's and
+    ``section_offset_s`` is where the section starts in the file; the range returned is in the file.
     """
     rate = exact(play_rate)
     if rate <= 0:
@@ -206,4 +209,5 @@ def reaper_item_range(
     clamped = False
     if source_length_s is not None and source_length_s > 0 and end > exact(source_length_s):
         end, clamped = exact(source_length_s), True
-    return ItemRange(MediaRange(start, end), lead_in, clamped)
+    offset = exact(section_offset_s)
+    return ItemRange(MediaRange(start + offset, end + offset), lead_in, clamped)

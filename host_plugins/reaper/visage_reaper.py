@@ -81,7 +81,8 @@ class Pending:
     position_s: float  # where the audio starts in the project (item position + lead-in)
     length_s: float  # project seconds it lasts
     play_rate: float
-    source_track_index: int  # 0-based index of the item's track
+    source_track_index: int  # 0-based index of the item's track when it was submitted
+    source_track: Any = None  # the item's track (its index changes when tracks are inserted above it)
     shown_tenth: int = -1
 
 
@@ -114,13 +115,21 @@ def item_notes(rpr: Any, item: Any) -> str:
     return rpr.RPR_GetSetMediaItemInfo_String(item, "P_NOTES", "", False)[3]
 
 
-def source_of(rpr: Any, take: Any) -> tuple[Any, str]:
-    """(source, file name) of a take, unwrapping section/reverse wrappers."""
+def source_of(rpr: Any, take: Any) -> tuple[Any, str, tuple[float, float, bool] | None]:
+    """(source, file name, section) of a take, unwrapping section/reverse wrappers.
+
+    ``section`` is (offset in the file, length, reversed) in seconds when the take plays a section of
+    the file (its ``D_STARTOFFS`` then counts from the section's start), else None.
+    """
     source = rpr.RPR_GetMediaItemTake_Source(take)
+    section = None
     parent = rpr.RPR_GetMediaSourceParent(source)
     if not is_null(parent):
+        found, _, offset, length, reverse = rpr.RPR_PCM_Source_GetSectionInfo(source, 0.0, 0.0, False)
+        if found:
+            section = (float(offset), float(length), bool(reverse))
         source = parent
-    return source, rpr.RPR_GetMediaSourceFileName(source, "", SOURCE_NAME_BYTES)[1]
+    return source, rpr.RPR_GetMediaSourceFileName(source, "", SOURCE_NAME_BYTES)[1], section
 
 
 def output_folder(rpr: Any) -> str:
@@ -143,15 +152,21 @@ def build_request(
     if is_null(take):
         raise ValueError("an empty item (no take) was skipped")
     label = rpr.RPR_GetTakeName(take) or "item"
-    source, path = source_of(rpr, take)
+    source, path, section = source_of(rpr, take)
     if not path:
         raise ValueError(f"{label}: the take has no media file")
     length_s, _, is_qn = rpr.RPR_GetMediaSourceLength(source, False)
+    source_length, section_offset = (None if is_qn else length_s), 0.0
+    if section is not None:
+        section_offset, source_length, reverse = section
+        if reverse:
+            raise ValueError(f"{label}: the take plays its source reversed; skipped")
     span = common.media_range.reaper_item_range(
         start_offset_s=rpr.RPR_GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
         length_s=rpr.RPR_GetMediaItemInfo_Value(item, "D_LENGTH"),
         play_rate=rpr.RPR_GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
-        source_length_s=None if is_qn else length_s,
+        source_length_s=source_length,
+        section_offset_s=section_offset,
     )
     yaw, pitch = common.direction_curve.parse_direction_text(item_notes(rpr, item)) or default
     folder = output_folder(rpr)
@@ -187,13 +202,23 @@ def track_lanes(rpr: Any, common: Any) -> list[Any]:
     return lanes
 
 
+def source_track_index(rpr: Any, pending: Pending) -> int:
+    """The item's track's index now (earlier results may have inserted tracks above it)."""
+    track = pending.source_track
+    if track is not None and rpr.RPR_ValidatePtr2(0, track, "MediaTrack*"):
+        number = int(rpr.RPR_GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER"))
+        if number > 0:
+            return number - 1
+    return pending.source_track_index
+
+
 def ambix_track(rpr: Any, pending: Pending, common: Any) -> tuple[Any, str]:
     """An AmbiX track free over the result (existing, else inserted below the item's track)."""
     end = pending.position_s + pending.length_s
     index = common.placement.reaper_ambix_track(track_lanes(rpr, common), pending.position_s, end)
     if index is not None:
         return rpr.RPR_GetTrack(0, index), f"track {index + 1}"
-    index = pending.source_track_index + 1
+    index = source_track_index(rpr, pending) + 1
     rpr.RPR_InsertTrackAtIndex(index, True)
     track = rpr.RPR_GetTrack(0, index)
     rpr.RPR_SetMediaTrackInfo_Value(track, "I_NCHAN", common.placement.AMBIX_CHANNELS)
@@ -299,9 +324,8 @@ def main(script_path: str | None = None) -> int:
             _console(f"{request.label}: {message}")
             continue
         rate = float(rpr.RPR_GetMediaItemTakeInfo_Value(rpr.RPR_GetActiveTake(item), "D_PLAYRATE"))
-        track_number = int(
-            rpr.RPR_GetMediaTrackInfo_Value(rpr.RPR_GetMediaItem_Track(item), "IP_TRACKNUMBER")
-        )
+        track = rpr.RPR_GetMediaItem_Track(item)
+        track_number = int(rpr.RPR_GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER"))
         _pending.append(
             Pending(
                 job=job,
@@ -310,6 +334,7 @@ def main(script_path: str | None = None) -> int:
                 length_s=float(span.media_range.duration_s) / rate,
                 play_rate=rate,
                 source_track_index=max(0, track_number - 1),
+                source_track=track,
             )
         )
         if span.clamped:
