@@ -26,6 +26,7 @@ import opentimelineio as otio
 from opentimelineio.adapters import file_bundle_utils
 
 from . import const
+from .media_timecode import smpte_rate
 
 # Adapters whose reader needs the frame rate, which their files do not record.
 _RATE_ARGUMENT = {"cmx_3600": "rate"}
@@ -41,7 +42,8 @@ def read_edit(path: Path, *, rate: float | None = None) -> otio.schema.Timeline:
 
     Args:
         path: the edit file.
-        rate: frame rate for formats that do not record one (CMX 3600 EDL; the adapter's default is 24).
+        rate: frame rate for formats that do not record one (CMX 3600 EDL; the adapter's default is 24);
+            23.976 and 29.97 mean the NTSC rates (the EDL reader refuses the rounded values).
 
     Raises:
         EditFileError: no adapter for the suffix, the adapter failed, or the file holds no single
@@ -50,7 +52,7 @@ def read_edit(path: Path, *, rate: float | None = None) -> otio.schema.Timeline:
     adapter = _adapter(path, "read")
     kwargs = {}
     if rate is not None and adapter.name in _RATE_ARGUMENT:
-        kwargs[_RATE_ARGUMENT[adapter.name]] = rate
+        kwargs[_RATE_ARGUMENT[adapter.name]] = smpte_rate(rate)
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=adapter.name, **kwargs)
     except Exception as exc:  # adapters raise anything from OTIOError to KeyError on bad input

@@ -141,7 +141,7 @@ class FillReport:
     output: Path
     results_dir: Path
     rate: float
-    start: RationalTime  # the timeline's global start time, for timecodes in the summary
+    start: RationalTime  # timeline time of record time 0 (global start time less the tracks' trim)
     resolve: bool
     model: str
 
@@ -227,6 +227,8 @@ def fill_edit(
     result = _output_timeline(timeline, shots, done, generator.model_id, options, resolve)
     write_edit(result, output, force=options.force)
     start = timeline.global_start_time or RationalTime(0, shots.rate)
+    if shots.source_range is not None:  # records count in the tracks' content; a trimmed track shows
+        start -= shots.source_range.start_time  # its source_range start at the timeline's start
     return FillReport(tuple(outcomes), output, results_dir, shots.rate, start, resolve, generator.model_id)
 
 
@@ -287,7 +289,10 @@ def _media_seconds(shot: Shot, media: Path) -> tuple[float, float]:
         how = f"the file's start timecode {timecode}" if timecode else "the file (no start timecode)"
     start_s = (media_range.start_time - origin).to_seconds()
     if start_s < -_EPSILON_S:
-        source_in = otio.opentime.to_timecode(media_range.start_time, rate)
+        try:
+            source_in = otio.opentime.to_timecode(media_range.start_time, rate)
+        except ValueError:  # a rate SMPTE timecode cannot express (15 fps): keep the real message
+            source_in = f"{media_range.start_time.value:g}@{rate:g}"
         raise ValueError(
             f"the shot's source in {source_in} lies {-start_s:.3f} s before the first frame of {media.name} "
             f"(media start from {how})"

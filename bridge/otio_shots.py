@@ -195,7 +195,9 @@ def read_direction(metadata: Mapping[str, Any], where: str) -> DirectionOverride
 def choose_video_tracks(timeline: otio.schema.Timeline, selectors: Sequence[str]) -> list[otio.schema.Track]:
     """The video tracks named by ``selectors`` (1-based numbers, V1 at the bottom, or names), bottom first.
 
-    No selector means every video track, as the viewer composites them.
+    No selector means every enabled video track, as the viewer composites them (a disabled track shows
+    nothing, so it must neither hide the tracks below nor get shots); a track named explicitly is used
+    even when disabled.
 
     Raises:
         ShotError: no video track, or a selector that matches none or several.
@@ -204,7 +206,10 @@ def choose_video_tracks(timeline: otio.schema.Timeline, selectors: Sequence[str]
     if not tracks:
         raise ShotError("the edit has no video track")
     if not selectors:
-        return tracks
+        enabled = [t for t in tracks if t.enabled]
+        if not enabled:
+            raise ShotError("every video track of the edit is disabled; choose one with --video-track")
+        return enabled
     chosen: list[otio.schema.Track] = []
     for selector in selectors:
         if selector.isdigit():
@@ -235,7 +240,8 @@ def list_shots(tracks: Sequence[otio.schema.Track], *, rate: float | None = None
 
     Raises:
         ShotError: the tracks have different ``source_range`` values (their content would not share one
-            time frame; choose one of them), or bad ``metadata["visage"]``.
+            time frame; choose one of them), an item whose duration OTIO cannot compute (a clip with
+            neither ``source_range`` nor an ``available_range``), or bad ``metadata["visage"]``.
     """
     if not tracks:
         raise ShotError("no video track chosen")
@@ -245,13 +251,21 @@ def list_shots(tracks: Sequence[otio.schema.Track], *, rate: float | None = None
             "the chosen video tracks are trimmed differently (different source_range); "
             "choose one of them with --video-track"
         )
-    rate = float(rate or tracks[0].duration().rate)
-    layers = [[(piece, t.name) for piece in _track_pieces(t, _inherited(t))] for t in tracks]
+    try:
+        # An empty track's duration has rate 1: whole seconds would swallow every cut.
+        durations = [t.duration() for t in tracks]
+        rate = float(rate or next((d.rate for d in durations if d.value > 0), durations[0].rate))
+        layers = [[(piece, t.name) for piece in _track_pieces(t, _inherited(t))] for t in tracks]
+        end = max(t.available_range().end_time_exclusive().rescaled_to(rate) for t in tracks)
+    except otio.exceptions.OTIOError as exc:  # not a ValueError: callers would see a traceback
+        raise ShotError(f"cannot lay out the video tracks: {exc}") from exc
     visible = _flatten(layers)
     visible.sort(key=lambda item: item[0].record.start_time.to_seconds())
     numbered = (_shot(0, piece, track, rate) for piece, track in visible)
-    shots = tuple(replace(shot, index=i) for i, shot in enumerate(s for s in numbered if s is not None))
-    end = max(t.available_range().end_time_exclusive().rescaled_to(rate) for t in tracks)
+    shots = tuple(
+        replace(shot, index=i, name=shot.name or f"shot {i + 1}")
+        for i, shot in enumerate(s for s in numbered if s is not None)
+    )
     return ShotList(shots, rate, end, tracks[0].source_range, tuple(t.name for t in tracks))
 
 
@@ -391,7 +405,7 @@ def _shot(index: int, piece: _Piece, track: str, rate: float) -> Shot | None:
         problem = "reverse playback is not supported"
     return Shot(
         index=index,
-        name=piece.clip.name or f"shot {index + 1}",
+        name=piece.clip.name,  # unnamed clips are named by `list_shots` once numbered
         track=track,
         record=TimeRange(start, end - start),
         source_start=piece.source_at(start),

@@ -29,6 +29,12 @@ def test_edl_rate(otio_samples_dir: Path) -> None:
     assert read_edit(edl, rate=25).duration() == RationalTime(496, 25)
 
 
+def test_edl_rate_written_rounded(otio_samples_dir: Path) -> None:
+    timeline = read_edit(otio_samples_dir / "gap_test.edl", rate=23.976)  # --rate 23.976, as people type it
+    clip = next(iter(timeline.find_clips()))
+    assert clip.source_range == TimeRange(RationalTime(14400, 24000 / 1001), RationalTime(24, 24000 / 1001))
+
+
 @pytest.mark.parametrize("suffix", [".otio", ".otioz", ".otiod", ".xml"])
 def test_atomic_writes_and_force(tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"cut{suffix}"

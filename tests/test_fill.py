@@ -28,7 +28,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from visage.bridge.daemon import Daemon
 from visage.bridge.edit_files import read_edit
 from visage.bridge.fake_engine import FakeEngine, FakeSettings
-from visage.bridge.fill import FillError, FillOptions, FillReport, ShotStatus, fill_edit
+from visage.bridge.fill import FillError, FillOptions, FillReport, ShotStatus, _media_seconds, fill_edit
 from visage.bridge.fill_commands import add_fill_arguments, run_fill
 from visage.bridge.fill_generators import (
     DaemonGenerator,
@@ -38,7 +38,7 @@ from visage.bridge.fill_generators import (
     ShotJob,
 )
 from visage.bridge.fill_manifest import MANIFEST_NAME, ShotOptions, result_file_name, shot_key
-from visage.bridge.fill_report import TqdmProgress
+from visage.bridge.fill_report import TqdmProgress, format_summary
 from visage.bridge.otio_ambisonics_track import TRACK_NAME
 from visage.bridge.otio_shots import choose_video_tracks, list_shots
 from visage.model.daemon_engine import VisageEngine
@@ -559,3 +559,34 @@ def test_shot_keys() -> None:
     ]
     assert key not in others
     assert result_file_name("tech.fux (loop)/HD: 1", key) == f"tech.fux_loop_HD_1_{key[:12]}.wav"
+
+
+class _Unused:
+    """A generator for runs in which every shot fails before generation."""
+
+    model_id = "unused"
+
+    def run(self, jobs, progress, finished) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError("nothing should be generated")
+
+
+def test_summary_timecodes_count_from_the_tracks_trim(otio_samples_dir: Path, tmp_path: Path) -> None:
+    # The EDL reader keeps the record start 01:00:00:00 as the track's source_range (-86400 frames).
+    edit = otio_samples_dir / "dissolve_test.edl"
+    report = fill_edit(FillOptions(edit, tmp_path / "cut.otio", media_roots=(tmp_path,)), _Unused())
+    assert report.outcomes[0].status is ShotStatus.FAILED  # no media here
+    assert "01:00:00:00-01:00:00:09" in format_summary(report)
+
+
+def test_a_source_before_the_file_at_a_non_smpte_rate_says_so(tmp_path: Path) -> None:
+    # 15 fps media in a 30 fps edit (hosts_and_formats 4.2): no SMPTE timecode exists at 15 fps
+    clip = otio.schema.Clip(
+        name="early",
+        media_reference=otio.schema.ExternalReference(
+            "early.mov", TimeRange(RationalTime(30, 15), RationalTime(150, 15))
+        ),
+        source_range=TimeRange(RationalTime(15, 15), RationalTime(15, 15)),
+    )
+    shot = list_shots([otio.schema.Track(children=[clip])], rate=30).shots[0]
+    with pytest.raises(ValueError, match=r"15@15 lies 1\.000 s before the first frame of early\.mov"):
+        _media_seconds(shot, tmp_path / "early.mov")

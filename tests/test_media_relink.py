@@ -56,3 +56,11 @@ def test_timecodes(tmp_path: Path) -> None:
     assert timecode_origin("01:00:00:00", 24) == RationalTime(86400, 24)
     assert timecode_origin("01:00:00;00", 30000 / 1001) == RationalTime(107892, 30000 / 1001)  # drop frame
     assert read_start_timecode(_touch(tmp_path / "empty.mov")) is None  # unreadable: the generator reports
+
+
+def test_timecodes_at_rounded_ntsc_rates() -> None:
+    # 23.976 and 29.97 as written in edits stand for 24000/1001 and 30000/1001; OTIO's parser refuses them
+    assert timecode_origin("01:00:00:00", 23.976) == RationalTime(86400, 23.976)
+    assert timecode_origin("01:00:00;00", 29.97) == RationalTime(107892, 29.97)
+    with pytest.raises(ValueError, match="start timecode 01:00:00:00 at 15 fps"):
+        timecode_origin("01:00:00:00", 15)  # not a SMPTE rate: the message says which timecode and rate

@@ -159,6 +159,31 @@ def test_choose_video_tracks() -> None:
         choose_video_tracks(timeline, ("A",))
 
 
+def test_disabled_tracks_are_not_composited() -> None:
+    timeline = otio.schema.Timeline()
+    timeline.tracks.append(otio.schema.Track(name="V1", children=[_clip("under", 6)]))
+    timeline.tracks.append(otio.schema.Track(name="V2", children=[_clip("hidden", 6)]))
+    timeline.tracks[1].enabled = False
+    assert [s.name for s in list_shots(choose_video_tracks(timeline, ())).shots] == ["under"]
+    assert [t.name for t in choose_video_tracks(timeline, ("2",))] == ["V2"]  # asked for by name: used
+    timeline.tracks[0].enabled = False
+    with pytest.raises(ShotError, match="every video track .* is disabled"):
+        choose_video_tracks(timeline, ())
+
+
+def test_unnamed_clips_empty_tracks_and_clips_without_duration() -> None:
+    unnamed = otio.schema.Track(name="V2", children=[_clip("", 10), _clip("", 7, start=3)])
+    shots = list_shots([otio.schema.Track(name="V1"), unnamed])  # an empty V1 must not set the rate
+    assert shots.rate == 24
+    assert [(s.name, s.record) for s in shots.shots] == [
+        ("shot 1", TimeRange(RationalTime(0, 24), RationalTime(10, 24))),
+        ("shot 2", TimeRange(RationalTime(10, 24), RationalTime(7, 24))),
+    ]
+    endless = otio.schema.Track(children=[otio.schema.Clip(name="no range")])
+    with pytest.raises(ShotError, match="no range"):
+        list_shots([endless])
+
+
 def test_tracks_trimmed_differently_cannot_be_flattened() -> None:
     a = otio.schema.Track(children=[_clip("a", 4)])
     b = otio.schema.Track(children=[_clip("b", 4)])
