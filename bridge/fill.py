@@ -212,6 +212,9 @@ def fill_edit(
         sample_rate=options.settings.sample_rate,
         subtype=options.settings.subtype,
     )
+    missing_roots = [str(r) for r in options.media_roots if not r.is_dir()]
+    if missing_roots:
+        raise FillError(f"--media-root: no such folder: {', '.join(missing_roots)}")
     finder = MediaFinder(edit.parent.absolute(), [r.absolute() for r in options.media_roots])
     defaults = DirectionOverride(options.yaw_deg, options.pitch_deg)
     outcomes = [

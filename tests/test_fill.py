@@ -419,6 +419,9 @@ def test_command_line(
     assert run_fill(_args(edit, "-o", str(tmp_path / "x.otio"), "--video-track", "A1"), generator=local) == 2
     assert "no such video track" in capsys.readouterr().err
     assert run_fill(_args(edit, "-o", str(tmp_path / "x.otio"), "--jobs", "0"), generator=local) == 2
+    typo = ("--media-root", str(tmp_path / "no such folder"))
+    assert run_fill(_args(edit, "-o", str(tmp_path / "x.otio"), *typo), generator=local) == 2
+    assert "--media-root: no such folder" in capsys.readouterr().err
     no_model = ("--daemon", "none", "--checkpoint", str(tmp_path / "no such checkpoint"), "--no-progress")
     assert run_fill(_args(edit, "-o", str(tmp_path / "y.otio"), *roots, *no_model)) == 2
     assert "cannot load" in capsys.readouterr().err
