@@ -473,6 +473,26 @@ def test_items_that_cannot_be_sent(
     assert "MediaPool.ImportMedia" not in calls.names()
 
 
+@pytest.mark.parametrize(
+    "error", [ValueError("range starts before the media does"), PermissionError("read-only")]
+)
+def test_an_item_whose_request_cannot_be_built_fails_alone(
+    script: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    def refuse(*args: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(script, "build_request", refuse)
+    calls, resolve, _, _ = world(tmp_path)
+    assert script.main(resolve) == 1  # reported, not a traceback that stops the run
+    assert str(error) in capsys.readouterr().out
+    assert "MediaPool.ImportMedia" not in calls.names()
+
+
 def test_item_without_a_file_and_media_outside_the_allowed_folders(
     script: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

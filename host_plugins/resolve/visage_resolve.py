@@ -339,6 +339,11 @@ def main(resolve: Any = None) -> int:
             if isinstance(error, client.DaemonUnavailable):
                 break
             continue
+        except (ValueError, OSError) as error:  # after DaemonUnavailable (an OSError): a bad range, an
+            # unwritable curve file; this item fails, the others go on
+            print(f"ViSAGe: {item.GetName()}: {error}")
+            failures += 1
+            continue
         tracker = wait_for(job)
         job.close()
         if tracker.result is None:
