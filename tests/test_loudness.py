@@ -66,5 +66,5 @@ def test_normalisation_scales_all_channels_together() -> None:
 
 def test_missing_pyloudnorm_is_explained(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pyloudnorm", None)
-    with pytest.raises(ModuleNotFoundError, match="visage\\[loudness\\]"):
+    with pytest.raises(ModuleNotFoundError, match="pip install pyloudnorm"):
         integrated_loudness(_tone(), RATE)
