@@ -309,8 +309,8 @@ class VideoToAmbisonics:
         live = [p for p in plans if results[p.index] is None]
         for group in _group_by(live, lambda p: (p.request.guidance, p.request.top_k, p.request.temperature)):
             failed = self._generate_codes(group, report, is_cancelled)
-            for index, exc in failed.items():
-                results[index] = exc
+            for index, error in failed.items():
+                results[index] = error
         for plan in live:
             if results[plan.index] is not None:
                 continue
