@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 
@@ -91,8 +92,8 @@ def run_benchmark(
             gen = torch.Generator(device=dev).manual_seed(seed)
 
             args = (model, clip, energy, direction)
-            kwargs = {"num_frames": frames, "generator": gen}
-            loops = [("batched", partial(generate, *args, **kwargs))]
+            kwargs: dict[str, Any] = {"num_frames": frames, "generator": gen}
+            loops: list[tuple[str, Callable[[], Any]]] = [("batched", partial(generate, *args, **kwargs))]
             if reference:
                 loops.append(("reference", partial(reference_generate_cfg, *args, **kwargs)))
             for loop, fn in loops:

@@ -207,7 +207,8 @@ def evaluate(
         EvaluationError: mismatched folders, a clip without a direction, unreadable audio.
     """
     pairs = pair_files(generated_dir, reference_dir)
-    generated, reference = [], []
+    generated: list[np.ndarray] = []
+    reference: list[np.ndarray] = []
     for pair in pairs:
         for path, bucket in ((pair.generated, generated), (pair.reference, reference)):
             try:

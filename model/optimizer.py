@@ -30,7 +30,8 @@ def decay_split(model: nn.Module) -> tuple[list[str], list[str]]:
     Raises:
         ValueError: a stacked parameter whose official rows would disagree (never the case for ViSAGe).
     """
-    decayed, exempt = [], []
+    decayed: list[str] = []
+    exempt: list[str] = []
     for name, p in model.named_parameters():
         flags = {official_decays(k) for k in local_to_official(name, p.detach())}
         if len(flags) != 1:

@@ -314,11 +314,12 @@ def run_benchmark(
     steps, audio = {}, {}
     for name, dropout in (("ViSAGe", 0.1), ("direction-blind", 1.0)):
         log(f"training {name} for {c.train_steps} steps")
-        result = train(config_from_dict(_train_config(c, work / "dataset", work / name, dropout)), log=log)
-        steps[name] = result.steps
+        trained = train(config_from_dict(_train_config(c, work / "dataset", work / name, dropout)), log=log)
+        steps[name] = trained.steps
+        assert trained.checkpoint is not None  # the training config saves at its end
         audio[name] = _generate_audio(
-            result.checkpoint, manifest, work / "dataset", codec, c, blind=name != "ViSAGe"
-        )  # type: ignore[arg-type]
+            trained.checkpoint, manifest, work / "dataset", codec, c, blind=name != "ViSAGe"
+        )
     test = scenes[c.train_clips :]
     rate = carrier.sample_rate
     n = c.clip_seconds * rate

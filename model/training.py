@@ -293,7 +293,7 @@ def train(config: Config, *, log: Log = print, should_stop: Callable[[], bool] |
                 progress.step,
                 {
                     "train/loss": last_loss,
-                    "train/lr": scheduler.get_last_lr()[0],
+                    "train/lr": float(scheduler.get_last_lr()[0]),
                     "train/grad_norm": grad_norm,
                 },
             )
