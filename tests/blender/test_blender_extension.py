@@ -47,6 +47,17 @@ def make_movie(path: Path, frames: int = MOVIE_FRAMES, fps: int = MOVIE_FPS) -> 
     return path
 
 
+def fcurves(obj: Any) -> Any:
+    """The F-curves of an object's action: ``action.fcurves`` up to Blender 4.x, the slot's channel bag
+    of a layered action from 5.0 on."""
+    action = obj.animation_data.action
+    if hasattr(action, "fcurves"):
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot).fcurves
+
+
 def camera(name: str, euler_deg: tuple[float, float, float]) -> Any:
     cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
     cam.rotation_euler = [math.radians(a) for a in euler_deg]
@@ -64,7 +75,10 @@ def new_scene(movie: Path, *, trim_left: int = 5, visible: int = 40) -> tuple[An
     strip = strips.new_movie("shot", str(movie), channel=1, frame_start=10)
     strip.frame_final_start = 10 + trim_left
     strip.frame_final_end = 10 + trim_left + visible
-    blocker = strips.new_effect("blocker", "COLOR", channel=2, frame_start=0, frame_end=200)
+    try:
+        blocker = strips.new_effect("blocker", "COLOR", channel=2, frame_start=0, frame_end=200)
+    except TypeError:  # Blender 5.0 takes a length instead of frame_end
+        blocker = strips.new_effect("blocker", "COLOR", channel=2, frame_start=0, length=200)
     for s in strips:
         s.select = s == strip
     return scene, (strip, blocker)
@@ -129,7 +143,7 @@ def test_generate_follows_the_animated_camera(installed_extension: str, daemon: 
     cam_a.keyframe_insert("rotation_euler", frame=15)
     cam_a.rotation_euler[2] = math.radians(90)
     cam_a.keyframe_insert("rotation_euler", frame=55)
-    for fcurve in cam_a.animation_data.action.fcurves:
+    for fcurve in fcurves(cam_a):
         for point in fcurve.keyframe_points:
             point.interpolation = "LINEAR"
     cam_b = camera("B", (100, 0, -30))
