@@ -45,6 +45,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def command_error(command: str, error: BaseException | str) -> int:
+    """Report a failed stage as one line, ``visage COMMAND: error: ...``, and return exit status 1."""
+    print(f"visage {command}: error: {error}", file=sys.stderr)
+    return 1
+
+
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 

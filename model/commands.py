@@ -10,6 +10,8 @@ import json
 import sys
 from dataclasses import asdict
 
+from .cli import command_error
+
 
 def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -131,11 +133,6 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
-def _fail(command: str, exc: BaseException) -> int:
-    print(f"visage {command}: error: {exc}", file=sys.stderr)
-    return 1
-
-
 def run_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -148,7 +145,7 @@ def run_generate(args: argparse.Namespace) -> int:
             else CameraDirection(args.yaw, args.pitch)
         )
     except (DirectionError, OSError) as exc:
-        return _fail("generate", exc)
+        return command_error("generate", exc)
 
     from tqdm import tqdm
 
@@ -181,7 +178,7 @@ def run_generate(args: argparse.Namespace) -> int:
             checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype
         )
     except Exception as exc:  # every failure is one line naming the file or argument
-        return _fail("generate", exc)
+        return command_error("generate", exc)
     with tqdm(
         total=100,
         unit="%",
@@ -199,7 +196,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
         (result,) = pipeline.generate([request], progress=progress)
     if isinstance(result, Exception):
-        return _fail("generate", result)
+        return command_error("generate", result)
     written = result.written
     print(
         f"wrote {written.path} ({written.num_frames / written.sample_rate:.3f} s, {written.sample_rate} Hz, "

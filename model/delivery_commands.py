@@ -7,8 +7,9 @@ Only argparse lives at module level; each ``run_*`` imports what it needs. Error
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
+
+from .cli import command_error
 
 if TYPE_CHECKING:
     from .direction import CameraDirection
@@ -43,7 +44,7 @@ def run_binaural(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
     except Exception as exc:  # every failure is one line naming the file or argument
-        return _fail("binaural", exc)
+        return command_error("binaural", exc)
     loudness = ""
     if written.loudness is not None and written.loudness.binaural_lufs is not None:
         loudness = f", {written.loudness.binaural_lufs:.1f} LUFS"
@@ -102,7 +103,7 @@ def run_viz(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
     except Exception as exc:
-        return _fail("viz", exc)
+        return command_error("viz", exc)
     width, height = rendered.size
     frames = (
         "1 still"
@@ -162,7 +163,7 @@ def run_mux(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
     except Exception as exc:
-        return _fail("mux", exc)
+        return command_error("mux", exc)
     layout = "FOA + head-locked stereo" if muxed.spatial.head_locked_stereo else "FOA"
     gain = f", gain {muxed.gain_db:+.1f} dB" if args.loudness is not None else ""
     print(
@@ -187,8 +188,3 @@ def _direction(args: argparse.Namespace) -> CameraDirection | None:
     if args.yaw is None and args.pitch is None:
         return None
     return CameraDirection(args.yaw or 0.0, args.pitch or 0.0)
-
-
-def _fail(command: str, exc: BaseException) -> int:
-    print(f"visage {command}: error: {exc}", file=sys.stderr)
-    return 1

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli import command_error
+
 
 def _write_json(path: Path, text: str) -> None:
     """Write a results file the user named, atomically (a crash never leaves half a JSON)."""
@@ -20,11 +22,6 @@ def _write_json(path: Path, text: str) -> None:
 
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def _fail(command: str, exc: BaseException | str) -> int:
-    print(f"visage {command}: error: {exc}", file=sys.stderr)
-    return 1
 
 
 # -- dataset ------------------------------------------------------------------------------------------
@@ -89,9 +86,9 @@ def run_dataset(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if not args.sources and not args.table:
-        return _fail("dataset", "give 360° recordings (SRC...) and/or --table")
+        return command_error("dataset", "give 360° recordings (SRC...) and/or --table")
     if args.directions and not args.table:
-        return _fail("dataset", "--directions goes with --table")
+        return command_error("dataset", "--directions goes with --table")
     try:
         from .clip_selection import SelectionRules
         from .codec_spec import load_codec
@@ -112,7 +109,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         )
         missing = [s for s in args.sources if not Path(s).is_file()]
         if missing:
-            return _fail("dataset", f"no such recording(s): {', '.join(missing)}")
+            return command_error("dataset", f"no such recording(s): {', '.join(missing)}")
         table = read_clip_table(args.table, args.directions) if args.table else []
         device = str(resolve_device(args.device))
         clip_model, codec_spec = args.clip_model or DEFAULT_CLIP_MODEL, args.codec or "dac"
@@ -127,7 +124,7 @@ def run_dataset(args: argparse.Namespace) -> int:
             args.output, models, recordings=args.sources, table=table, options=options, log=print
         )
     except Exception as exc:  # one line naming the file, row or option
-        return _fail("dataset", exc)
+        return command_error("dataset", exc)
     print(
         f"{report.built} clips built, {report.already_done} already there, "
         f"{len(report.failures)} failed; {report.manifest}"
@@ -165,7 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         result = train(config)
     except Exception as exc:
-        return _fail("train", exc)
+        return command_error("train", exc)
     val = f", validation loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(f"trained {result.steps} steps in {result.seconds:.0f} s{val}; checkpoint {result.checkpoint}")
     return 0
@@ -190,7 +187,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if not args.spatial_only and not args.directions:
-        return _fail("eval", "the semantic metrics need --directions (or pass --spatial-only)")
+        return command_error("eval", "the semantic metrics need --directions (or pass --spatial-only)")
     try:
         from .evaluation import evaluate, format_table
 
@@ -201,7 +198,7 @@ def run_eval(args: argparse.Namespace) -> int:
             try:
                 embedder, classifier = load_vggish(args.device), load_passt(args.device)
             except FeatureModelUnavailable as exc:
-                return _fail("eval", f"{exc}; or pass --spatial-only for CC and AUC alone")
+                return command_error("eval", f"{exc}; or pass --spatial-only for CC and AUC alone")
         result = evaluate(
             args.generated,
             args.reference,
@@ -211,7 +208,7 @@ def run_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except Exception as exc:
-        return _fail("eval", exc)
+        return command_error("eval", exc)
     print(format_table(result))
     if args.json:
         _write_json(Path(args.json), result.to_json())
@@ -260,7 +257,7 @@ def run_synthetic_bench(args: argparse.Namespace) -> int:
         )
         result = run_benchmark(args.work_dir, config, log=print)
     except Exception as exc:
-        return _fail("synthetic-bench", exc)
+        return command_error("synthetic-bench", exc)
     print(format_benchmark(result))
     if args.json:
         _write_json(Path(args.json), result.to_json())
