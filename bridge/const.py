@@ -78,6 +78,6 @@ LOCK_FILE_NAME = "daemon.lock"  # one daemon per state folder
 OUTPUTS_DIR_NAME = "outputs"  # default output folder when a request names none
 LOG_FILE_NAME = "daemon.log"
 PART_SUFFIX = ".visage-part"  # temporary files; renamed into place when complete
-PREVIEW_SUFFIX = ".binaural.wav"  # a result's binaural preview: <output stem> + this (model.binaural_preview)
+PREVIEW_SUFFIX = ".binaural.wav"  # a result's binaural preview: <output stem> + this (the model writes it)
 PREVIEW_KEY = "preview"  # the sidecar key naming it, relative to the sidecar's folder
 HASH_CHUNK_BYTES = 1 << 20

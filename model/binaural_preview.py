@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from visage.bridge.const import PREVIEW_SUFFIX  # one name for the model, the daemon and the hosts
+
 from .audio_io import OutputExistsError, read_ambix, resample, sidecar_path
 from .binaural import (
     BinauralDecoder,
@@ -33,14 +35,11 @@ from .binaural import (
     spherical_head_hrtfs,
 )
 from .direction import CameraDirection
-from .loudness import Loudness, measure_loudness
+from .loudness import Loudness, measure_loudness_if_possible
 from .output_files import atomic_output, check_new_output
 from .result_context import read_result_context
 from .sofa import read_sofa
 
-PREVIEW_SUFFIX = ".binaural.wav"
-PREVIEW_KEY = "preview"
-"""Key of an AmbiX sidecar naming its preview (a path relative to the sidecar's folder); hosts read it."""
 ANALYTIC_HRTF = "spherical head (Brown-Duda shadow, Woodworth delay, rear pinna shelf)"
 _PEAK_LIMIT = 10 ** (-0.1 / 20)  # -0.1 dBFS
 
@@ -146,10 +145,7 @@ def render_binaural_preview(
     """
     decoder = load_decoder(sample_rate, sofa)
     stereo, gain_db = render_preview(foa, decoder, listener)
-    try:
-        loudness: Loudness | None = measure_loudness(foa, sample_rate, stereo)
-    except ModuleNotFoundError:  # pyloudnorm missing: the preview is still useful without it
-        loudness = None
+    loudness = measure_loudness_if_possible(foa, sample_rate, stereo)
     hrtf = ANALYTIC_HRTF if sofa is None else str(Path(sofa).resolve())
     return RenderedPreview(stereo, sample_rate, listener, hrtf, gain_db, loudness)
 

@@ -106,6 +106,16 @@ def measure_loudness(foa: npt.ArrayLike, sample_rate: int, binaural: npt.ArrayLi
     )
 
 
+def measure_loudness_if_possible(
+    foa: npt.ArrayLike, sample_rate: int, binaural: npt.ArrayLike | None = None
+) -> Loudness | None:
+    """:func:`measure_loudness`, or None when pyloudnorm is missing (metadata is then just poorer)."""
+    try:
+        return measure_loudness(foa, sample_rate, binaural)
+    except ModuleNotFoundError:
+        return None
+
+
 def normalize_loudness(foa: npt.ArrayLike, sample_rate: int, target_lufs: float) -> Normalized:
     """Scale all four channels together so that W reaches ``target_lufs``.
 

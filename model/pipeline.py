@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from visage.bridge.const import PREVIEW_KEY
+
 from .audio_io import WrittenAudio, check_output_path, resample, write_ambix
 from .binaural_preview import (
-    PREVIEW_KEY,
     WrittenPreview,
     check_preview_output,
     preview_path,
@@ -42,7 +43,7 @@ from .direction import (
 )
 from .energy_map import energy_map
 from .generation import Guidance, generate
-from .loudness import Loudness, LoudnessError, measure_loudness, normalize_loudness
+from .loudness import LoudnessError, measure_loudness_if_possible, normalize_loudness
 from .video_io import RangeError, VideoError, probe_video, read_clip_frames
 from .visage import Visage
 from .vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
@@ -456,7 +457,7 @@ class VideoToAmbisonics:
             rendered = render_binaural_preview(audio, req.sample_rate, listener)
             loudness = rendered.loudness
         else:
-            loudness = _measured(audio, req.sample_rate)
+            loudness = measure_loudness_if_possible(audio, req.sample_rate)
         metadata["loudness"] = None if loudness is None else loudness.as_metadata()
         written = preview = None
         if req.output is not None:
@@ -523,14 +524,6 @@ class VideoToAmbisonics:
             "windows": len(plan.windows),
             **({"request": dict(req.metadata)} if req.metadata else {}),
         }
-
-
-def _measured(audio: np.ndarray, sample_rate: int) -> Loudness | None:
-    """Loudness of a result's W channel, or None if pyloudnorm was removed from the environment."""
-    try:
-        return measure_loudness(audio, sample_rate)
-    except ModuleNotFoundError:
-        return None
 
 
 def _group_by(items: list[_Plan], key: Callable[[_Plan], Any]) -> list[list[_Plan]]:

@@ -25,6 +25,7 @@ from bridge_fixtures import (  # noqa: F401
     write_media,
 )
 
+from visage.bridge import const as bridge_const
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed
 from visage.bridge.daemon import Daemon
 from visage.host_plugins.common import (
@@ -325,6 +326,8 @@ def test_result_paths_and_preview(tmp_path: Path) -> None:
     sidecar.write_text('{"preview": "missing.wav"}')
     assert result_files.preview_path(sidecar) is None
     assert result_files.preview_path(tmp_path / "absent.json") is None
+    # The hosts keep their own copy of the key (the Blender bundle cannot import visage.bridge): the same.
+    assert result_files.PREVIEW_KEY == bridge_const.PREVIEW_KEY
 
 
 def test_wav_info_plain_and_extensible(tmp_path: Path) -> None:
