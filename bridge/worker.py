@@ -59,8 +59,7 @@ def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
         document[const.PREVIEW_KEY] = copied.name
     else:
         document.pop(const.PREVIEW_KEY, None)
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    atomic_write_bytes(metadata, text.encode("utf-8"))
+    _write_json(metadata, document)
 
 
 def _copy_preview_sidecar(cached: Path, preview: Path, output: Path) -> None:
@@ -71,8 +70,12 @@ def _copy_preview_sidecar(cached: Path, preview: Path, output: Path) -> None:
         return  # no readable sidecar: the preview alone is still worth having
     if isinstance(document, dict):
         document.update(file=preview.name, source=str(output.resolve()))
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        atomic_write_bytes(preview.with_name(preview.name + ".json"), text.encode("utf-8"))
+        _write_json(preview.with_name(preview.name + ".json"), document)
+
+
+def _write_json(path: Path, document: dict[str, object]) -> None:
+    """A rewritten sidecar, in the layout the model writes (indented UTF-8, final newline), atomically."""
+    atomic_write_bytes(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 class Worker:
