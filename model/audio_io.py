@@ -42,6 +42,7 @@ from .output_files import MissingOutputFolderError as MissingOutputFolderError
 from .output_files import (
     OutputExistsError,
     check_folder,
+    check_writable,
     fsync_file,
     fsync_folder,
     publish,
@@ -132,13 +133,7 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
     path = Path(path)
     if path.suffix.lower() != ".wav":
         raise ValueError(f"{path}: AmbiX output must be a .wav file")
-    check_folder(path.parent)
-    if not overwrite:
-        for existing in (path, sidecar_path(path)):
-            if existing.exists():
-                raise OutputExistsError(existing)
-    reserve_temp(path).unlink()
-    return path
+    return check_writable(path, overwrite=overwrite, companions=(sidecar_path(path),))
 
 
 def write_ambix(

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from visage.bridge.const import PREVIEW_SUFFIX  # one name for the model, the daemon and the hosts
 
-from .audio_io import OutputExistsError, read_ambix, resample, sidecar_path
+from .audio_io import read_ambix, resample, sidecar_path
 from .binaural import (
     BinauralDecoder,
     binaural_decoder,
@@ -159,12 +159,10 @@ def check_preview_output(
         ValueError: ``path`` is not a .wav file, or is the result itself.
         OutputExistsError, MissingOutputFolderError, UnwritableOutputFolderError: as for AmbiX output.
     """
-    path = check_new_output(path, suffixes=(".wav",), overwrite=overwrite)
+    path = Path(path)
+    path = check_new_output(path, suffixes=(".wav",), overwrite=overwrite, companions=(sidecar_path(path),))
     if path.resolve() == Path(result_wav).resolve():
         raise ValueError(f"{path}: the preview would replace the result it is made from")
-    sidecar = sidecar_path(path)
-    if not overwrite and sidecar.exists():
-        raise OutputExistsError(sidecar)
     return path
 
 

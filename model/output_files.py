@@ -112,7 +112,11 @@ def publish(tmp: Path, dest: Path, *, overwrite: bool) -> None:
 
 
 def check_new_output(
-    path: str | os.PathLike[str], *, suffixes: tuple[str, ...], overwrite: bool = False
+    path: str | os.PathLike[str],
+    *,
+    suffixes: tuple[str, ...],
+    overwrite: bool = False,
+    companions: tuple[Path, ...] = (),
 ) -> Path:
     """Fail before any work if ``path`` could not be written.
 
@@ -120,6 +124,7 @@ def check_new_output(
         path: the file to write.
         suffixes: accepted lower-case suffixes, e.g. ``(".mov", ".mp4")``.
         overwrite: allow replacing an existing file.
+        companions: files written beside it (a JSON sidecar), which must not exist either.
 
     Raises:
         ValueError: the suffix is not one of ``suffixes``.
@@ -130,9 +135,21 @@ def check_new_output(
         raise ValueError(
             f"{path}: unknown output type {path.suffix or '(none)'!r}; use {' or '.join(suffixes)}"
         )
+    return check_writable(path, overwrite=overwrite, companions=companions)
+
+
+def check_writable(path: Path, *, overwrite: bool = False, companions: tuple[Path, ...] = ()) -> Path:
+    """Check that ``path`` (and its ``companions``) can be created: the folder exists and accepts new
+    files (a temporary file is made and removed), and none of them exists unless ``overwrite``.
+
+    Raises:
+        OutputExistsError, MissingOutputFolderError, UnwritableOutputFolderError.
+    """
     check_folder(path.parent)
-    if not overwrite and path.exists():
-        raise OutputExistsError(path)
+    if not overwrite:
+        for existing in (path, *companions):
+            if existing.exists():
+                raise OutputExistsError(existing)
     reserve_temp(path).unlink()
     return path
 
