@@ -319,11 +319,13 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve_subprocess(state: Path, allow: Path, port: int, model: str, log: Path) -> subprocess.Popen[bytes]:
+def _serve_subprocess(
+    state: Path, allow: Path, port: int, model: str, log: Path, module: str = "visage.bridge.cli"
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
-        "visage.bridge.cli",
+        module,
         "serve",
         "--port",
         str(port),
@@ -351,6 +353,18 @@ def _serve_subprocess(state: Path, allow: Path, port: int, model: str, log: Path
             process.wait()
             raise AssertionError(f"daemon did not start:\n{log.read_text()}")
         time.sleep(0.02)
+
+
+def test_serve_through_the_visage_command_logs_each_line_once(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    process = _serve_subprocess(
+        tmp_path / "state", tmp_path, _free_udp_port(), "fake", log, module="visage.model.cli"
+    )
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    console = log.read_text()
+    assert console.count("visage.bridge.daemon: serving fake") == 1, console
+    assert console.count("visage.bridge.daemon: stopped") == 1, console
 
 
 def test_sigkill_with_queued_and_running_jobs_then_restart(tmp_path: Path, media: Path) -> None:
