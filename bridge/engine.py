@@ -3,7 +3,7 @@
 The daemon never imports torch. An `Engine` is built once per daemon by an `EngineFactory`, chosen
 from the ``--model`` string: ``fake[:k=v,...]`` is `fake_engine.FakeEngine`; anything else goes to
 the factory passed to `cli.run_serve` or, failing that, to `MODEL_ENGINE_FACTORY`
-(``visage.model.daemon_engine:create_engine``, imported lazily, only when the daemon starts).
+(``visage.model.inference.daemon_engine:create_engine``, imported lazily, only when the daemon starts).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from .errors import ErrorCode
 
 # Where the real engine lives; "module:function" with signature EngineFactory.
-MODEL_ENGINE_FACTORY = "visage.model.daemon_engine:create_engine"
+MODEL_ENGINE_FACTORY = "visage.model.inference.daemon_engine:create_engine"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from visage.bridge.fill import FillOptions, fill_edit
-from visage.bridge.fill_generators import GenerationSettings, LocalGenerator
+from visage.bridge.fill.fill_edit import FillOptions, fill_edit
+from visage.bridge.fill.generators import GenerationSettings, LocalGenerator
 from visage.model.environment import quiet_libraries
 
 RATE = 24  # timeline frames per second

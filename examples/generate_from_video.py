@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from visage.model.direction import CameraDirection
-from visage.model.pipeline import GenerationRequest, VideoToAmbisonics
+from visage.model.features.direction import CameraDirection
+from visage.model.inference.pipeline import GenerationRequest, VideoToAmbisonics
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,22 +9,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Visage": "visage",
-    "VisageConfig": "config",
-    "SequenceConfig": "sequence",
-    "CodePattern": "code_pattern",
-    "get_pattern": "code_pattern",
-    "Guidance": "generation",
-    "CameraDirection": "direction",
-    "DirectionCurve": "direction",
-    "VideoToAmbisonics": "pipeline",
-    "GenerationRequest": "pipeline",
-    "load_pretrained": "checkpoint",
-    "write_ambix": "audio_io",
-    "read_ambix": "audio_io",
-    "write_binaural_preview": "binaural_preview",
-    "render_sound_map": "sound_map_render",
-    "mux_spatial_audio": "spatial_mux",
+    "Visage": "network.visage",
+    "VisageConfig": "network.config",
+    "SequenceConfig": "network.sequence",
+    "CodePattern": "network.code_pattern",
+    "get_pattern": "network.code_pattern",
+    "Guidance": "network.generation",
+    "CameraDirection": "features.direction",
+    "DirectionCurve": "features.direction",
+    "VideoToAmbisonics": "inference.pipeline",
+    "GenerationRequest": "inference.pipeline",
+    "load_pretrained": "network.checkpoint",
+    "write_ambix": "files.audio_io",
+    "read_ambix": "files.audio_io",
+    "write_binaural_preview": "delivery.binaural_preview",
+    "render_sound_map": "delivery.sound_map_render",
+    "mux_spatial_audio": "delivery.spatial_mux",
 }
 
 __all__ = [
@@ -47,18 +47,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .audio_io import read_ambix, write_ambix
-    from .binaural_preview import write_binaural_preview
-    from .checkpoint import load_pretrained
-    from .code_pattern import CodePattern, get_pattern
-    from .config import VisageConfig
-    from .direction import CameraDirection, DirectionCurve
-    from .generation import Guidance
-    from .pipeline import GenerationRequest, VideoToAmbisonics
-    from .sequence import SequenceConfig
-    from .sound_map_render import render_sound_map
-    from .spatial_mux import mux_spatial_audio
-    from .visage import Visage
+    from visage.model.delivery.binaural_preview import write_binaural_preview
+    from visage.model.delivery.sound_map_render import render_sound_map
+    from visage.model.delivery.spatial_mux import mux_spatial_audio
+    from visage.model.features.direction import CameraDirection, DirectionCurve
+    from visage.model.files.audio_io import read_ambix, write_ambix
+    from visage.model.inference.pipeline import GenerationRequest, VideoToAmbisonics
+    from visage.model.network.checkpoint import load_pretrained
+    from visage.model.network.code_pattern import CodePattern, get_pattern
+    from visage.model.network.config import VisageConfig
+    from visage.model.network.generation import Guidance
+    from visage.model.network.sequence import SequenceConfig
+    from visage.model.network.visage import Visage
 
 
 def __getattr__(name: str) -> Any:

@@ -16,32 +16,35 @@ from collections.abc import Sequence
 # imports nothing heavy at module level.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": (
-        "visage.model.commands",
+        "visage.model.commands.generate",
         "report what is installed, cached and usable; --fix repairs torchaudio",
     ),
-    "generate": ("visage.model.commands", "generate an AmbiX WAV for a video range and a camera direction"),
-    "download": ("visage.model.commands", "fetch the ViSAGe, CLIP and DAC weights ahead of time"),
+    "generate": (
+        "visage.model.commands.generate",
+        "generate an AmbiX WAV for a video range and a camera direction",
+    ),
+    "download": ("visage.model.commands.generate", "fetch the ViSAGe, CLIP and DAC weights ahead of time"),
     "serve": ("visage.bridge.cli", "run the local daemon editors talk to over OSC (found with ZeroConf)"),
     "submit": ("visage.bridge.cli", "send one clip to a running daemon and wait for its AmbiX WAV"),
     "fill": (
-        "visage.bridge.fill_commands",
+        "visage.bridge.fill.commands",
         "generate an ambisonics track for every shot of an edit (OTIO, EDL, FCP XML, AAF)",
     ),
-    "binaural": ("visage.model.delivery_commands", "render an AmbiX file to binaural stereo for headphones"),
-    "viz": ("visage.model.delivery_commands", "draw where the sound is: an equirectangular sound map"),
-    "mux": ("visage.model.delivery_commands", "mux AmbiX into an MP4/MOV with spatial-audio (SA3D) metadata"),
+    "binaural": ("visage.model.commands.delivery", "render an AmbiX file to binaural stereo for headphones"),
+    "viz": ("visage.model.commands.delivery", "draw where the sound is: an equirectangular sound map"),
+    "mux": ("visage.model.commands.delivery", "mux AmbiX into an MP4/MOV with spatial-audio (SA3D) metadata"),
     "hosts": (
         "visage.host_plugins.hosts_commands",
         "install or locate the Blender, Resolve and REAPER plugins",
     ),
-    "dataset": ("visage.model.research_commands", "build a training dataset from 360-degree recordings"),
-    "train": ("visage.model.research_commands", "train or fine-tune ViSAGe (multi-GPU with accelerate)"),
-    "eval": ("visage.model.research_commands", "evaluate generated AmbiX against references (paper metrics)"),
+    "dataset": ("visage.model.commands.research", "build a training dataset from 360-degree recordings"),
+    "train": ("visage.model.commands.research", "train or fine-tune ViSAGe (multi-GPU with accelerate)"),
+    "eval": ("visage.model.commands.research", "evaluate generated AmbiX against references (paper metrics)"),
     "synthetic-bench": (
-        "visage.model.research_commands",
+        "visage.model.commands.research",
         "spatial accuracy on synthetic scenes: ViSAGe vs baselines",
     ),
-    "bench": ("visage.model.commands", "speed benchmarks: `visage bench generate`"),
+    "bench": ("visage.model.commands.generate", "speed benchmarks: `visage bench generate`"),
 }
 
 

@@ -144,7 +144,7 @@ def _weights_checks() -> list[Check]:
         cached = {repo.repo_id: repo for repo in scan_cache_dir().repos}
     except Exception:  # no cache folder yet
         cached = {}
-    from .checkpoint import DEFAULT_REPO_ID
+    from visage.model.network.checkpoint import DEFAULT_REPO_ID
 
     for repo_id, what in ((DEFAULT_REPO_ID, "ViSAGe checkpoint"), (CLIP_REPO_ID, "CLIP ViT-B/32")):
         repo = cached.get(repo_id)

@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 from av.video.frame import VideoFrame
 
-from visage.model.ambisonics import ambix_to_fuma, encode_mono
-from visage.model.equirect import equirect_coordinates
+from visage.model.audio.ambisonics import ambix_to_fuma, encode_mono
+from visage.model.dataset.equirect import equirect_coordinates
 
 BLOB_COLOR = (250, 40, 40)
 

@@ -1,6 +1,6 @@
 """Direction curves as hosts write them: samples, the file format, a mean direction, text directives.
 
-The file format is the project's (``visage.model.direction``, which hosts may not import because it
+The file format is the project's (``visage.model.features.direction``, which hosts may not import because it
 pulls numpy/torch): JSON ``{"time": [...], "yaw": [...], "pitch": [...]}`` or CSV with the header
 ``time,yaw,pitch``; times in seconds on the media's own timeline, strictly increasing; yaw in degrees,
 positive left; pitch in [-90, 90], positive up. Each sample holds until the next one (sample-and-hold),
@@ -99,7 +99,8 @@ def mean_direction(samples: Sequence[CurveSample], start_s: float, end_s: float)
     """Time-weighted mean (yaw, pitch) over ``[start_s, end_s]`` under sample-and-hold.
 
     Yaw is the circular mean; when the yaws cancel out, the first sample held in the window is used.
-    Matches ``visage.model.direction.DirectionCurve.mean_over`` (the model's per-window conditioning).
+    Matches ``visage.model.features.direction.DirectionCurve.mean_over`` (the model's per-window
+    conditioning).
     """
     if end_s <= start_s:
         held = [s for s in samples if s.time_s <= start_s]

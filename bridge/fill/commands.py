@@ -1,0 +1,188 @@
+"""`visage fill`: the argparse front end over `fill.fill_edit`.
+
+Only argparse is imported at module level, so ``visage --help`` stays instant; the run imports OTIO,
+the bridge client and (for local generation) torch when it starts. Exit status: 0 every shot has its
+audio, 1 some shot failed (the output is still written, with gaps), 2 the run could not start,
+130 interrupted (finished shots are kept for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .generators import GenerationSettings, ShotGenerator
+
+FILL_DESCRIPTION = (
+    "Generate AmbiX audio for every shot of an edit and write the edit again with a new "
+    '"Ambisonics (AmbiX)" audio track: clips at exactly the shots\' positions, gaps elsewhere. '
+    "EDIT is anything an installed OpenTimelineIO adapter reads (.otio, .otioz, .edl, .xml, .aaf, ...); "
+    "OUT is written in the format its suffix names. The input is never modified."
+)
+
+
+def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``visage fill`` to ``parser``."""
+    parser.add_argument("edit", metavar="EDIT", help="editorial file to read (never modified)")
+    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="editorial file to write")
+    parser.add_argument(
+        "--video-track",
+        action="append",
+        default=[],
+        metavar="N|NAME",
+        help="video track to fill, 1 = V1 (bottom); repeatable; without it: all, the top track wins",
+    )
+    parser.add_argument(
+        "--yaw", type=float, default=0.0, help="camera yaw for shots without metadata, degrees, + = left"
+    )
+    parser.add_argument(
+        "--pitch", type=float, default=0.0, help="camera pitch for shots without metadata, + = up"
+    )
+    parser.add_argument(
+        "--media-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder searched (recursively) for media by file name, clip name or reel; repeatable",
+    )
+    parser.add_argument(
+        "--daemon",
+        default="auto",
+        metavar="auto|HOST:PORT|none",
+        help="generate on a running `visage serve` daemon; auto = one if found, else in this process",
+    )
+    parser.add_argument("--token", default=None, help="the daemon's token; $VISAGE_TOKEN when not given")
+    parser.add_argument("--jobs", type=int, default=4, help="shots generated together")
+    parser.add_argument("--resume", action="store_true", help="keep intact results of an earlier run")
+    parser.add_argument("--force", action="store_true", help="replace OUT; regenerate an earlier run's shots")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        metavar="DIR",
+        help="where the WAVs go; OUT's stem + .ambix beside OUT when not given",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="frame rate of an EDL's timecodes (EDLs do not record it; the reader assumes 24)",
+    )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--model", default=None, choices=["tiny-random"], help="offline tiny random models (noise)"
+    )
+    model.add_argument(
+        "--checkpoint",
+        default=None,
+        help="ViSAGe checkpoint folder or repo id; the released jaeyeonkim99/visage when not given",
+    )
+    parser.add_argument("--device", default="auto", help="local generation: auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--guidance", type=float, default=2.5, help="guidance scale (official c+s(c-u))")
+    parser.add_argument(
+        "--guidance-mode", default="joint", choices=["joint", "directional", "visual", "dual", "none"]
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for every shot; one derived from each shot's content when not given",
+    )
+    parser.add_argument("--sample-rate", type=int, default=48000, help="output sample rate")
+    parser.add_argument("--format", default="pcm24", choices=["pcm24", "float"], help="WAV sample format")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None) -> int:
+    """Run ``visage fill``; ``generator`` replaces the one chosen from the arguments (tests)."""
+    from pathlib import Path
+
+    from visage.bridge.client import DaemonUnavailable, JobFailed
+
+    from .edit_files import EditFileError
+    from .fill_edit import FillError, FillOptions, fill_edit
+    from .generators import GenerationSettings, GeneratorUnavailable
+    from .manifest import ManifestError
+    from .report import TqdmProgress, format_summary
+
+    if args.jobs < 1:
+        return _fail("--jobs must be at least 1")
+    settings = GenerationSettings(
+        guidance_mode=args.guidance_mode,
+        guidance_scale=args.guidance,
+        sample_rate=args.sample_rate,
+        subtype="FLOAT" if args.format == "float" else "PCM_24",
+    )
+    options = FillOptions(
+        edit=Path(args.edit),
+        output=Path(args.output),
+        video_tracks=tuple(args.video_track),
+        yaw_deg=args.yaw,
+        pitch_deg=args.pitch,
+        media_roots=tuple(Path(p) for p in args.media_root),
+        output_dir=Path(args.output_dir) if args.output_dir else None,
+        resume=args.resume,
+        force=args.force,
+        jobs=args.jobs,
+        rate=args.rate,
+        seed=args.seed,
+        settings=settings,
+    )
+    try:
+        chosen = generator if generator is not None else _choose_generator(args, settings)
+    except (DaemonUnavailable, JobFailed, ValueError) as exc:
+        return _fail(str(exc))
+    progress = TqdmProgress(enabled=False if args.no_progress else None)
+    try:
+        report = fill_edit(options, chosen, progress)
+    except (FillError, EditFileError, ManifestError, GeneratorUnavailable) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(
+            "visage fill: interrupted; finished shots are kept: re-run with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    print(format_summary(report))
+    return report.exit_code
+
+
+def _choose_generator(args: argparse.Namespace, settings: GenerationSettings) -> ShotGenerator:
+    """A daemon generator (``--daemon``, or ``auto`` when one answers with the requested model) or a
+    local one."""
+    from visage.bridge.client import DaemonUnavailable, find_daemon, parse_daemon
+
+    from .generators import DaemonGenerator, LocalGenerator
+
+    requested = args.model or args.checkpoint
+    if args.daemon != "none":
+        explicit = args.daemon != "auto"
+        address = parse_daemon(args.daemon) if explicit else find_daemon("auto", timeout_s=1.0)
+        try:
+            daemon = DaemonGenerator(settings, address, token=args.token, timeout_s=None if explicit else 1.0)
+        except DaemonUnavailable:
+            if explicit:
+                raise DaemonUnavailable(f"no daemon answered at {args.daemon}") from None
+        else:
+            if requested is None or daemon.model_id.split("@")[0] == requested:
+                where = f"{address.host}:{address.port}"
+                print(
+                    f"visage fill: generating on the daemon at {where} ({daemon.model_id})", file=sys.stderr
+                )
+                return daemon
+            if explicit:
+                raise ValueError(f"the daemon at {args.daemon} runs {daemon.model_id}, not {requested}")
+            print(
+                f"visage fill: the daemon runs {daemon.model_id}, not {requested}; generating here",
+                file=sys.stderr,
+            )
+    from visage.model.environment import quiet_libraries
+
+    quiet_libraries()  # the fill's own progress bars only
+    return LocalGenerator(settings, checkpoint=requested, device=args.device)
+
+
+def _fail(message: str) -> int:
+    print(f"visage fill: error: {message}", file=sys.stderr)
+    return 2

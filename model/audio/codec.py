@@ -1,0 +1,375 @@
+"""Audio codec interface, the Descript Audio Codec adapter, and the per-channel FOA adapter.
+
+The transformer only ever sees codes; this module is the one place that turns audio into codes and
+back. As in audiocraft's ``CompressionModel`` / ``InterleaveStereoCompressionModel``, the codec itself
+is mono (:class:`AudioCodec`, implemented by :class:`DacCodec`) and multichannel audio is adapted
+outside it (:class:`FoaCodec` runs the four AmbiX channels through one mono codec as a batch).
+
+Dimension letters: B batch, C ambisonic channels (4: W, Y, Z, X in ACN order), K codebooks per channel,
+N audio samples, T codec frames (``ceil(N / hop_length)``).
+
+Long signals are processed in chunks of code frames. DAC's convolutions are non-causal with "same"
+padding, so a frame's output depends only on a few neighbouring frames. Its receptive field is 10
+latent frames on each side for the decoder and 8 frames for the encoder; ``tests/model/audio/test_codec.py``
+measures it on the tiny model, and the release architecture (``dac.DAC()``: same kernels, dilations
+and strides 2·4·8·8 / 8·8·4·2, only wider) gives the same numbers. Each chunk is therefore run with
+:data:`CONTEXT_FRAMES` extra frames on both sides and only its centre is kept, which makes the stitched
+result equal to a one-pass run up to float rounding: no seam, no cross-fade, and memory bounded by the
+chunk size instead of the clip length.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import pickle
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+
+if TYPE_CHECKING:  # dac is imported lazily: slow, and it fails where a CUDA torchaudio sits next to CPU torch
+    import dac
+
+CONTEXT_FRAMES = 16
+"""Frames of context on each side of a chunk; the measured receptive field is 10, so 16 leaves margin."""
+
+CHUNK_FRAMES = 512
+"""Frames kept per chunk (5.9 s at 44.1 kHz). A 5-s ViSAGe clip (431 frames) fits in one chunk, so it
+is processed in one pass exactly as the official scripts do."""
+
+FOA_CHANNELS = 4
+"""First-order ambisonics: W, Y, Z, X (ACN order)."""
+
+_MODEL_BITRATE = "8kbps"  # the 9-codebook release ViSAGe was trained on (official_model.md §5.1)
+
+_TINY_DAC_KWARGS = {
+    # Same strides, hop, codebooks and sample rate as the released 44.1 kHz model (so the same frame
+    # rate and receptive field), with channel widths small enough for a 4 x 5 s decode in well under 1 s.
+    "encoder_dim": 8,
+    "encoder_rates": [2, 4, 8, 8],
+    "decoder_dim": 32,
+    "decoder_rates": [8, 8, 4, 2],
+    "n_codebooks": 9,
+    "codebook_size": 1024,
+    "codebook_dim": 8,
+    "sample_rate": 44100,
+}
+
+
+class CodecUnavailableError(ImportError):
+    """The `dac` package cannot be imported (usually the CUDA-only torchaudio libraries next to CPU torch)."""
+
+
+class CodecWeightsError(FileNotFoundError):
+    """The codec weights are neither on disk nor downloadable, or the file cannot be read."""
+
+
+class AudioCodec(abc.ABC):
+    """A mono neural audio codec: audio ``[B, 1, N]`` ↔ codes ``[B, K, T]``.
+
+    Same contract as audiocraft's ``CompressionModel``: the properties describe the code stream, so the
+    rest of the code never hard-codes 44.1 kHz, 512 samples per frame or 9 × 1024 codebooks.
+    """
+
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """Audio sample rate in Hz."""
+
+    @property
+    @abc.abstractmethod
+    def hop_length(self) -> int:
+        """Audio samples per code frame."""
+
+    @property
+    @abc.abstractmethod
+    def num_codebooks(self) -> int:
+        """Codebooks per frame (K)."""
+
+    @property
+    @abc.abstractmethod
+    def cardinality(self) -> int:
+        """Entries per codebook; valid codes are ``0 .. cardinality - 1``."""
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second (44100 / 512 ≈ 86.13 for DAC 44.1 kHz)."""
+        return self.sample_rate / self.hop_length
+
+    @abc.abstractmethod
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, 1, N]`` at :attr:`sample_rate` → codes ``[B, K, ceil(N / hop_length)]`` (int64)."""
+
+    @abc.abstractmethod
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, K, T]`` → audio ``[B, 1, T · hop_length]`` (float32)."""
+
+
+class _Span(NamedTuple):
+    """One chunk of a chunked pass, in code frames: ``lo <= start < stop <= hi``."""
+
+    lo: int  # first frame fed to the network (left context included)
+    start: int  # first frame kept
+    stop: int  # one past the last frame kept
+    hi: int  # one past the last frame fed (right context included)
+
+
+def _chunk_spans(num_frames: int, chunk_frames: int, context_frames: int) -> Iterator[_Span]:
+    """Cover ``[0, num_frames)`` with kept ranges of ``chunk_frames``, each fed with its context."""
+    for start in range(0, num_frames, chunk_frames):
+        stop = min(start + chunk_frames, num_frames)
+        yield _Span(max(0, start - context_frames), start, stop, min(num_frames, stop + context_frames))
+
+
+def _import_dac() -> ModuleType:
+    """Import `dac` on first use, turning the known torchaudio breakage into an actionable error."""
+    try:
+        import dac
+    except OSError as exc:  # torchaudio's CUDA-only .so next to CPU torch (packaging.md, Blocker 1)
+        raise CodecUnavailableError(
+            f"Cannot import the Descript Audio Codec (dac): {exc}. This is torchaudio's CUDA build "
+            "failing to load next to a CPU build of torch; run `visage doctor --fix` to repair the "
+            "environment."
+        ) from exc
+    return dac
+
+
+def _release_location(dac_module: ModuleType, model_type: str) -> tuple[str, Path]:
+    """URL and cache path that ``dac.utils.download`` uses for the latest 8 kbps weights."""
+    utils = dac_module.utils
+    tag = utils.__MODEL_LATEST_TAGS__[(model_type, _MODEL_BITRATE)]
+    url = utils.__MODEL_URLS__[(model_type, tag, _MODEL_BITRATE)]
+    cache = Path.home() / ".cache" / "descript" / "dac" / f"weights_{model_type}_{_MODEL_BITRATE}_{tag}.pth"
+    return url, cache
+
+
+def _download_weights(dac_module: ModuleType, model_type: str) -> Path:
+    """Path of the cached release weights, fetched by DAC's own downloader if missing."""
+    try:
+        return Path(dac_module.utils.download(model_type=model_type, model_bitrate=_MODEL_BITRATE))
+    except (OSError, ValueError) as exc:  # requests' errors are OSErrors; a non-200 reply is ValueError
+        url, cache = _release_location(dac_module, model_type)
+        raise CodecWeightsError(
+            f"DAC {model_type} weights are not cached at {cache} and could not be downloaded ({exc}). "
+            f"Fetch them ahead of time on a machine with network access with `visage download`, or "
+            f"download {url} to {cache}, or pass the path of a local weights file."
+        ) from exc
+
+
+class DacCodec(AudioCodec):
+    """:class:`AudioCodec` over a ``dac.DAC`` model, in fp32, processed in overlapping chunks.
+
+    Encoding follows the official preprocessing (``official_model.md`` §7.4): right-pad to a multiple
+    of the hop with ``model.preprocess``, then ``model.encode(x, n_quantizers=K)``. Decoding follows
+    ``generate_ambi.py`` (§5.1): ``quantizer.from_codes`` then ``model.decode``.
+
+    Args:
+        model (dac.DAC): the codec network; it is put in eval mode and fp32.
+        chunk_frames (int): frames kept per chunk; bounds peak memory for long signals.
+        context_frames (int): extra frames fed on each side of a chunk; must cover the receptive field
+            for chunked results to equal one-pass results.
+    """
+
+    def __init__(
+        self, model: dac.DAC, *, chunk_frames: int = CHUNK_FRAMES, context_frames: int = CONTEXT_FRAMES
+    ) -> None:
+        if chunk_frames < 1 or context_frames < 0:
+            raise ValueError(
+                f"need chunk_frames >= 1 and context_frames >= 0, got {chunk_frames}, {context_frames}"
+            )
+        self.model = model.float().eval()
+        self.chunk_frames = chunk_frames
+        self.context_frames = context_frames
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        model_type: str = "44khz",
+        chunk_frames: int = CHUNK_FRAMES,
+        context_frames: int = CONTEXT_FRAMES,
+    ) -> DacCodec:
+        """Load weights saved by ``DAC.save(..., package=False)``: a release file or a tiny random one.
+
+        Args:
+            path: weights file (e.g. ``~/.cache/descript/dac/weights_44khz_8kbps_0.0.1.pth`` or one from
+                :func:`build_tiny_random_dac`). ``None`` uses DAC's own cache and downloader.
+            device: where the model runs.
+            model_type: release to fetch when ``path`` is None ("44khz" is what ViSAGe uses).
+            chunk_frames: see :class:`DacCodec`.
+            context_frames: see :class:`DacCodec`.
+
+        Raises:
+            CodecUnavailableError: `dac` cannot be imported.
+            CodecWeightsError: the weights are missing and cannot be downloaded, or cannot be read.
+        """
+        dac_module = _import_dac()
+        weights = _download_weights(dac_module, model_type) if path is None else Path(path)
+        if not weights.is_file():
+            raise CodecWeightsError(f"DAC weights file not found: {weights}")
+        try:
+            model = dac_module.utils.load_model(load_path=str(weights))
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+            raise CodecWeightsError(
+                f"Cannot read DAC weights from {weights} ({exc}); delete the file and fetch it again."
+            ) from exc
+        return cls(model.to(device), chunk_frames=chunk_frames, context_frames=context_frames)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.sample_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.model.hop_length)
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.model.n_codebooks)
+
+    @property
+    def cardinality(self) -> int:
+        return int(self.model.codebook_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters; inputs are moved there and outputs stay there."""
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, 1, N]`` at 44.1 kHz → codes ``[B, K, ceil(N / hop)]`` (int64), chunk by chunk.
+
+        The whole signal is zero-padded once, as ``model.preprocess`` does for a one-pass encode, and
+        every chunk starts on a frame boundary, so the strided convolutions see the same sample grid.
+        """
+        if audio.dim() != 3 or audio.shape[1] != 1 or audio.shape[-1] == 0:
+            raise ValueError(f"expected mono audio [B, 1, N] with N > 0, got {tuple(audio.shape)}")
+        hop = self.hop_length
+        audio = self.model.preprocess(audio.to(self.device, torch.float32), self.sample_rate)  # [B, 1, T·hop]
+        num_frames = audio.shape[-1] // hop
+        codes = torch.empty(
+            (audio.shape[0], self.num_codebooks, num_frames), dtype=torch.long, device=self.device
+        )  # [B, K, T]
+        for span in _chunk_spans(num_frames, self.chunk_frames, self.context_frames):
+            _, chunk_codes, *_ = self.model.encode(
+                audio[..., span.lo * hop : span.hi * hop], n_quantizers=self.num_codebooks
+            )  # [B, K, hi - lo]
+            codes[..., span.start : span.stop] = chunk_codes[..., span.start - span.lo : span.stop - span.lo]
+        return codes
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, K, T]`` → audio ``[B, 1, T · hop]`` (float32), chunk by chunk.
+
+        Raises:
+            ValueError: wrong shape, or a code outside ``[0, cardinality)`` (such as the pattern's pad
+                id 1024, which means the codes were not de-interleaved).
+        """
+        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
+            raise ValueError(f"expected codes [B, {self.num_codebooks}, T], got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cardinality):
+            raise ValueError(
+                f"codes must lie in [0, {self.cardinality}); got [{int(codes.min())}, {int(codes.max())}]"
+            )
+        hop = self.hop_length
+        codes = codes.to(self.device, torch.long)
+        num_frames = codes.shape[-1]
+        audio = torch.empty((codes.shape[0], 1, num_frames * hop), device=self.device)  # [B, 1, T·hop]
+        for span in _chunk_spans(num_frames, self.chunk_frames, self.context_frames):
+            latent = self.model.quantizer.from_codes(codes[..., span.lo : span.hi])[0]  # [B, D, hi - lo]
+            chunk = self.model.decode(latent)  # [B, 1, (hi - lo)·hop]
+            audio[..., span.start * hop : span.stop * hop] = chunk[
+                ..., (span.start - span.lo) * hop : (span.stop - span.lo) * hop
+            ]
+        return audio
+
+
+class FoaCodec:
+    """Four-channel AmbiX codec: each channel through one mono :class:`AudioCodec`, as one batch.
+
+    Code rows are channel-major, as in the official preprocessing (``official_model.md`` §4.1, §7.4):
+    row ``r = K·c + q`` holds codebook ``q`` of channel ``c``, so with K = 9 rows 0–8 are W, 9–17 Y,
+    18–26 Z and 27–35 X.
+
+    Args:
+        codec (AudioCodec): the mono codec used for every channel.
+    """
+
+    def __init__(self, codec: AudioCodec) -> None:
+        self.codec = codec
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.codec.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate
+
+    @property
+    def cardinality(self) -> int:
+        return self.codec.cardinality
+
+    @property
+    def num_rows(self) -> int:
+        """Code rows per frame: C · K (36 for FOA over a 9-codebook DAC)."""
+        return FOA_CHANNELS * self.codec.num_codebooks
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """AmbiX audio ``[B, 4, N]`` → codes ``[B, T, C·K]`` with ``T = ceil(N / hop)``."""
+        if audio.dim() != 3 or audio.shape[1] != FOA_CHANNELS:
+            raise ValueError(f"expected AmbiX audio [B, {FOA_CHANNELS}, N], got {tuple(audio.shape)}")
+        batch, channels, num_samples = audio.shape
+        codes = self.codec.encode(audio.reshape(batch * channels, 1, num_samples))  # [B·C, K, T]
+        codes = codes.reshape(batch, self.num_rows, codes.shape[-1])  # [B, C·K, T], r = K·c + q
+        return codes.transpose(1, 2).contiguous()  # [B, T, C·K]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, T, C·K]`` → AmbiX audio ``[B, 4, T · hop]`` in W, Y, Z, X order."""
+        if codes.dim() != 3 or codes.shape[-1] != self.num_rows:
+            raise ValueError(f"expected codes [B, T, {self.num_rows}], got {tuple(codes.shape)}")
+        batch, num_frames, _ = codes.shape
+        mono = codes.transpose(1, 2).reshape(
+            batch * FOA_CHANNELS, self.codec.num_codebooks, num_frames
+        )  # [B·C, K, T]
+        audio = self.codec.decode(mono)  # [B·C, 1, T·hop]
+        return audio.reshape(batch, FOA_CHANNELS, audio.shape[-1])  # [B, C, T·hop]
+
+
+def build_tiny_random_dac(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write a small randomly initialised DAC that :meth:`DacCodec.load` reads like the release weights.
+
+    Tests and the offline ``tiny-random`` mode use it so that they exercise the production loading
+    path without a download. The file is written atomically (temporary name, then rename), so a
+    concurrent reader never sees half a file.
+
+    Args:
+        path: destination ``.pth`` file; its folder must exist.
+        seed: seed for the random weights (the global RNG state is left untouched).
+
+    Returns:
+        The path written.
+    """
+    dac_module = _import_dac()
+    path = Path(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = dac_module.DAC(**_TINY_DAC_KWARGS)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        model.save(str(tmp), package=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

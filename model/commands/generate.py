@@ -1,0 +1,257 @@
+"""Arguments and entry functions of the model-side ``visage`` stages (doctor, bench, ...).
+
+Only argparse lives at module level; each ``run_*`` imports the heavy modules it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from visage.model.cli import command_error
+
+
+def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="repair what can be repaired here (torchaudio's CUDA-only native libraries)",
+    )
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from visage.model.environment import doctor, format_report
+
+    checks = doctor(fix=args.fix)
+    print(format_report(checks))
+    return 0 if all(c.ok for c in checks if c.name in ("torch", "torchaudio", "dac", "transformers")) else 1
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = sub.add_parser(
+        "generate",
+        help="decoder steps/s and seconds per 5-s clip vs the official loop",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--dtype", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 16])
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="code frames per run (default 430 = a 5-s clip on GPU, 24 on CPU)",
+    )
+    p.add_argument("--no-reference", action="store_true", help="skip the official-structure loop")
+    p.add_argument("--preset", default="released", help="architecture preset (released, tiny)")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from visage.model.evaluation.bench import run_benchmark
+
+    rows = run_benchmark(
+        device=args.device,
+        dtypes=tuple(args.dtype),
+        batches=tuple(args.batch),
+        frames=args.frames,
+        reference=not args.no_reference,
+        preset=args.preset,
+        log=lambda line: print(line, flush=True),
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) | {"steps_per_second": r.steps_per_second} for r in rows], f, indent=2)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="video file (any container/codec FFmpeg reads)")
+    parser.add_argument("-o", "--output", required=True, help="AmbiX WAV to write (W, Y, Z, X; SN3D)")
+    parser.add_argument("--start", type=float, default=0.0, help="range start, seconds in the video")
+    parser.add_argument(
+        "--end", type=float, default=None, help="range end (exclusive); default: end of video"
+    )
+    parser.add_argument(
+        "--yaw", type=float, default=0.0, help="camera azimuth in degrees, positive = left (AmbiX)"
+    )
+    parser.add_argument("--pitch", type=float, default=0.0, help="camera elevation in degrees, positive = up")
+    parser.add_argument(
+        "--direction-curve",
+        default=None,
+        help="JSON/CSV file of time,yaw,pitch samples (media seconds); overrides --yaw/--pitch",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="ViSAGe checkpoint folder or Hugging Face repo id (default jaeyeonkim99/visage)",
+    )
+    parser.add_argument("--subfolder", default=None, help="checkpoint folder inside the repo or folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        choices=["tiny-random"],
+        help="tiny-random: offline tiny random models to check an installation (output is noise)",
+    )
+    parser.add_argument(
+        "--guidance", type=float, default=2.5, help="guidance scale (official convention c+s(c-u))"
+    )
+    parser.add_argument(
+        "--guidance-mode", default="joint", choices=["joint", "directional", "visual", "dual", "none"]
+    )
+    parser.add_argument(
+        "--direction-scale", type=float, default=None, help="dual mode: directional guidance scale"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random, recorded)")
+    parser.add_argument("--top-k", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto = bf16 on CUDA, fp32 elsewhere (fp32 reproduces the official model exactly)",
+    )
+    parser.add_argument("--sample-rate", type=int, default=48000, help="output rate; 44100 keeps the codec's")
+    parser.add_argument("--format", default="pcm24", choices=["pcm24", "float"], help="WAV sample format")
+    parser.add_argument(
+        "--binaural-preview",
+        action="store_true",
+        help="also write OUT.binaural.wav, stereo for headphones facing the camera",
+    )
+    parser.add_argument(
+        "--loudness",
+        type=float,
+        default=None,
+        metavar="LUFS",
+        help="normalise W to this integrated loudness (all channels one gain), e.g. -23",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from visage.model.features.direction import CameraDirection, DirectionError, load_direction_curve
+
+    try:
+        direction = (
+            load_direction_curve(args.direction_curve)
+            if args.direction_curve
+            else CameraDirection(args.yaw, args.pitch)
+        )
+    except (DirectionError, OSError) as exc:
+        return command_error("generate", exc)
+
+    from tqdm import tqdm
+
+    from visage.model.environment import quiet_libraries
+    from visage.model.inference.pipeline import GenerationRequest, VideoToAmbisonics, validate_request
+    from visage.model.network.checkpoint import DEFAULT_REPO_ID
+    from visage.model.network.generation import Guidance
+
+    try:
+        request = GenerationRequest(
+            media=Path(args.video),
+            start=args.start,
+            end=args.end,
+            direction=direction,
+            guidance=Guidance(args.guidance_mode, args.guidance, args.direction_scale),
+            seed=args.seed,
+            output=Path(args.output),
+            sample_rate=args.sample_rate,
+            subtype="FLOAT" if args.format == "float" else "PCM_24",
+            overwrite=args.force,
+            top_k=args.top_k,
+            temperature=args.temperature,
+            binaural_preview=args.binaural_preview,
+            loudness_target=args.loudness,
+        )
+        validate_request(request)  # before the slow part: model loading
+        checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
+        quiet_libraries()
+        pipeline = VideoToAmbisonics.load(
+            checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype
+        )
+    except Exception as exc:  # every failure is one line naming the file or argument
+        return command_error("generate", exc)
+    with tqdm(
+        total=100,
+        unit="%",
+        desc="generating",
+        disable=None,
+        bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]{postfix}",
+    ) as bar:
+
+        def progress(_index: int, fraction: float, stage: str) -> None:
+            percent = int(100 * fraction)
+            if percent != bar.n or stage != bar.postfix:
+                bar.n = percent
+                bar.set_postfix_str(stage, refresh=False)
+                bar.refresh()
+
+        (result,) = pipeline.generate([request], progress=progress)
+    if isinstance(result, Exception):
+        return command_error("generate", result)
+    written = result.written
+    print(
+        f"wrote {written.path} ({written.num_frames / written.sample_rate:.3f} s, {written.sample_rate} Hz, "
+        f"4 ch AmbiX) and {written.sidecar.name}"
+    )
+    if result.preview is not None:
+        print(f"wrote {result.preview.path} (binaural preview for headphones)")
+    loudness = result.metadata.get("loudness")
+    if loudness and loudness.get("w_lufs") is not None:
+        print(f"loudness: W {loudness['w_lufs']:.1f} LUFS")
+    if args.model == "tiny-random":
+        print("note: tiny-random models produce noise; use the released checkpoint for real audio")
+    return 0
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", default=None, help="ViSAGe repo id or folder (default jaeyeonkim99/visage)"
+    )
+    parser.add_argument("--subfolder", default=None, help="checkpoint folder inside the repo")
+    parser.add_argument("--clip", default=None, help="CLIP model (default openai/clip-vit-base-patch32)")
+    parser.add_argument(
+        "--skip", nargs="+", default=[], choices=["visage", "clip", "dac"], help="parts to skip"
+    )
+
+
+def run_download(args: argparse.Namespace) -> int:
+    import os
+
+    from visage.model.audio.codec import DacCodec
+    from visage.model.features.vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
+    from visage.model.network.checkpoint import DEFAULT_REPO_ID, resolve_checkpoint_dir
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline:
+        print("HF_HUB_OFFLINE is set: checking the caches only (unset it to download)", file=sys.stderr)
+    steps = {
+        "visage": lambda: resolve_checkpoint_dir(
+            args.checkpoint or DEFAULT_REPO_ID, subfolder=args.subfolder, local_files_only=offline
+        ),
+        "clip": lambda: ClipVisionEncoder.from_pretrained(
+            args.clip or DEFAULT_CLIP_MODEL, local_files_only=offline
+        ),
+        "dac": lambda: DacCodec.load(None),
+    }
+    failures = 0
+    for name, step in steps.items():
+        if name in args.skip:
+            continue
+        print(f"{name}: fetching (cached files are reused)...", flush=True)
+        try:
+            where = step()
+        except Exception as exc:
+            failures += 1
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: ready{f' at {where}' if isinstance(where, (str, os.PathLike)) else ''}")
+    return 1 if failures else 0

@@ -1,0 +1,56 @@
+"""What a result's JSON sidecar says about where its audio belongs: video range start and camera direction.
+
+Why: the delivery commands (binaural preview, sound map, mux) take a result WAV and should not make
+the user repeat what ``visage generate`` already recorded: where in the video the audio starts, and
+which way the camera looked (a preview listener faces it; the map's camera is it). Any of it may be
+missing (a WAV from elsewhere, a moving camera); then the commands use their defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from visage.model.features.direction import CameraDirection, DirectionError
+from visage.model.files.audio_io import sidecar_path
+
+
+class ResultContext(NamedTuple):
+    """Facts from a result's sidecar; None where it does not say (or there is no sidecar)."""
+
+    start_s: float | None  # media seconds of the video where the audio's first sample belongs
+    camera: CameraDirection | None  # a fixed camera direction (None for a direction curve)
+
+
+def read_result_context(result_wav: str | Path) -> ResultContext:
+    """Read ``<result>.wav.json`` if it exists; unreadable or foreign sidecars give an empty context."""
+    try:
+        document = json.loads(sidecar_path(result_wav).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ResultContext(None, None)
+    if not isinstance(document, dict):
+        return ResultContext(None, None)
+    return ResultContext(_start(document.get("range")), _camera(document.get("direction")))
+
+
+def _start(section: Any) -> float | None:
+    value = section.get("start_s") if isinstance(section, dict) else None
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    ):
+        return float(value)
+    return None
+
+
+def _camera(section: Any) -> CameraDirection | None:
+    if not isinstance(section, dict) or section.get("curve"):
+        return None
+    try:
+        return CameraDirection(section["yaw_deg"], section["pitch_deg"])
+    except (KeyError, TypeError, DirectionError):
+        return None
