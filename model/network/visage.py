@@ -210,6 +210,33 @@ class Visage(nn.Module):
 
     # -- teacher forcing -----------------------------------------------------------------------------
 
+    def decoder_states(
+        self,
+        clip: torch.Tensor,
+        energy_map: torch.Tensor | None,
+        direction: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor,
+        *,
+        null_video: torch.Tensor | None = None,
+        null_direction: torch.Tensor | None = None,
+        frame_counts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced decoder states [B, L + 1, D]: conditions, encoder, decoder (BOS prepended).
+
+        The one opening shared by :meth:`forward` (full logits) and the training objective (logits a few
+        heads at a time); arguments as in :meth:`forward`.
+        """
+        cond = self.conditions(
+            clip,
+            energy_map,
+            direction,
+            null_video=null_video,
+            null_direction=null_direction,
+            frame_counts=frame_counts,
+        )
+        states, mask = self.encode_conditions(cond)
+        return self.decoder(self.decoder.embed(decoder_input_ids, prepend_bos=True), states, mask)
+
     def forward(
         self,
         clip: torch.Tensor,
@@ -233,16 +260,15 @@ class Visage(nn.Module):
         """
         if decoder_input_ids is None:
             raise ValueError("decoder_input_ids [B, L, K] are required")
-        cond = self.conditions(
+        h = self.decoder_states(
             clip,
             energy_map,
             direction,
+            decoder_input_ids,
             null_video=null_video,
             null_direction=null_direction,
             frame_counts=frame_counts,
         )
-        states, mask = self.encode_conditions(cond)
-        h = self.decoder(self.decoder.embed(decoder_input_ids, prepend_bos=True), states, mask)
         logits = self.heads(h)
         if labels is None:
             return VisageOutput(logits)

@@ -107,16 +107,15 @@ class TrainingObjective(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a teacher-forced batch; arguments as in ``Visage.forward`` (labels required)."""
         m = self.model
-        cond = m.conditions(
+        hidden = m.decoder_states(
             clip,
             energy_map,
             direction,
+            decoder_input_ids,
             null_video=null_video,
             null_direction=null_direction,
             frame_counts=frame_counts,
-        )
-        states, mask = m.encode_conditions(cond)
-        hidden = m.decoder(m.decoder.embed(decoder_input_ids, prepend_bos=True), states, mask)  # [B, S, D]
+        )  # [B, S, D]
         return chunked_code_loss(
             hidden,
             m.heads.weight,
