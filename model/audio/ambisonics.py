@@ -234,6 +234,22 @@ def official_mono_decode(foa: npt.ArrayLike, azimuth: float, elevation: float) -
     return (sh_gains(azimuth, elevation) @ ambix).astype(out_dtype, copy=False)  # [4] @ [4, N]
 
 
+def grid_degrees(step_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuths ``[A]`` and elevations ``[E]`` of :func:`spherical_grid`, in degrees.
+
+    Kept in degrees (exact multiples of the step) for the evaluation code, which indexes the official
+    grid by its degree values.
+
+    Args:
+        step_deg: grid spacing in degrees; must divide 180.
+    """
+    n_el = 180.0 / step_deg if step_deg > 0 else math.nan
+    if not (math.isfinite(n_el) and n_el >= 1 and abs(n_el - round(n_el)) < 1e-9):
+        raise AmbisonicsError(f"step_deg must be positive and divide 180, got {step_deg}")
+    steps = np.arange(1, 2 * round(n_el) + 1)
+    return 180.0 - step_deg * steps, 90.0 - step_deg * steps[: round(n_el)]  # [A], [E]
+
+
 def spherical_grid(step_deg: float = 2.0) -> SphereGrid:
     """Equirectangular grid of directions every ``step_deg`` degrees.
 
@@ -247,13 +263,8 @@ def spherical_grid(step_deg: float = 2.0) -> SphereGrid:
     Returns:
         The grid, E = 180 / step rows by A = 360 / step columns.
     """
-    n_el = 180.0 / step_deg if step_deg > 0 else math.nan
-    if not (math.isfinite(n_el) and n_el >= 1 and abs(n_el - round(n_el)) < 1e-9):
-        raise AmbisonicsError(f"step_deg must be positive and divide 180, got {step_deg}")
-    steps = np.arange(1, 2 * round(n_el) + 1)
-    azimuths = np.deg2rad(180.0 - step_deg * steps)  # [A]
-    elevations = np.deg2rad(90.0 - step_deg * steps[: round(n_el)])  # [E]
-    return SphereGrid(azimuths=azimuths, elevations=elevations)
+    azimuths, elevations = grid_degrees(step_deg)
+    return SphereGrid(azimuths=np.deg2rad(azimuths), elevations=np.deg2rad(elevations))
 
 
 def sphere_energy_map(foa: npt.ArrayLike, azimuths: npt.ArrayLike, elevations: npt.ArrayLike) -> np.ndarray:

@@ -29,6 +29,8 @@ from typing import Literal
 
 import numpy as np
 
+from visage.model.audio.ambisonics import grid_degrees
+
 Mode = Literal["paper", "corrected"]
 Window = Literal["all", "1fps", "5fps"]
 JitterRng = np.random.RandomState | np.random.Generator
@@ -56,9 +58,8 @@ def spherical_grid() -> tuple[np.ndarray, np.ndarray]:
         flattened row-major into G points. Energy maps are flipped upside down, so map row ``r``
         is elevation ``nu[::-1][r]`` (= 88 - 2r) and map column ``c`` is azimuth ``phi[c]``.
     """
-    phi = np.flip(np.arange(-180.0, 180.0, GRID_STEP_DEG))
-    nu = np.arange(-90.0, 90.0, GRID_STEP_DEG)
-    return phi, nu
+    phi, elevations = grid_degrees(GRID_STEP_DEG)  # the one grid of the project, elevations descending
+    return phi, np.flip(elevations)
 
 
 def decoding_matrix(mode: Mode = "paper") -> np.ndarray:
