@@ -170,7 +170,13 @@ def from_official_state_dict(
 
 def _missing_official_keys(name: str, shape: torch.Size, present: dict[int, torch.Tensor]) -> list[str]:
     keys = local_to_official(name, torch.empty(shape, device="meta"))
-    return [k for k in keys if official_to_local(k)[1] not in present]  # type: ignore[index]
+    return [k for k in keys if _stacked_row(k) not in present]
+
+
+def _stacked_row(official_key: str) -> int | None:
+    """The row of our stacked tensor an official key fills (None: not a stacked row, or unknown)."""
+    local = official_to_local(official_key)
+    return None if local is None else local[1]
 
 
 # -- files -----------------------------------------------------------------------------------------------

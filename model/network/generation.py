@@ -307,16 +307,16 @@ def generate(
     null_dir = torch.tensor([nd for _, nd in variants for _ in range(b)], device=device)
     counts_t = torch.tensor(counts * v, device=device)
 
-    def rep(x: torch.Tensor | None) -> torch.Tensor | None:
-        return None if x is None else x.repeat(v, *([1] * (x.dim() - 1)))
+    def rep(x: torch.Tensor) -> torch.Tensor:
+        return x.repeat(v, *([1] * (x.dim() - 1)))  # [v·B, ...], variant-major
 
     was_training = model.training
     model.eval()
     try:
         cond = model.conditions(
             rep(clip),
-            rep(energy_map),
-            rep(direction),
+            None if energy_map is None else rep(energy_map),
+            None if direction is None else rep(direction),
             null_video=null_video,
             null_direction=null_dir,
             frame_counts=counts_t,

@@ -12,6 +12,7 @@ positions, K code rows, D model width, H heads, Dh head width.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +229,7 @@ class ConditionEncoder(nn.Module):
         self.positions = nn.Embedding(max_frames, dim)
         # The official model has an `embed_spatial` [4, D] table that no forward uses; kept (as a buffer,
         # outside the optimiser) only so that checkpoints round-trip unchanged.
+        self.unused_spatial_embedding: torch.Tensor
         self.register_buffer("unused_spatial_embedding", torch.zeros(4, dim))
         self.embed_norm = nn.LayerNorm(dim)
         self.layers = nn.ModuleList(EncoderLayer(sizes) for _ in range(num_layers))
@@ -352,11 +354,15 @@ class CodeDecoder(nn.Module):
             e = torch.cat([self.bos.to(e.dtype).expand(b, 1, -1), e], dim=1)
         return e
 
+    def decoder_layers(self) -> list[DecoderLayer]:
+        """The layers, typed (``nn.ModuleList`` indexing loses the layer type)."""
+        return [cast(DecoderLayer, layer) for layer in self.layers]
+
     def cross_keys_values(
         self, encoder_states: torch.Tensor
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer cross-attention keys and values, computed once per clip."""
-        pairs = [layer.cross_attn.keys_values(encoder_states) for layer in self.layers]
+        pairs = [layer.cross_attn.keys_values(encoder_states) for layer in self.decoder_layers()]
         return [k for k, _ in pairs], [v for _, v in pairs]
 
     def new_cache(
@@ -366,7 +372,7 @@ class CodeDecoder(nn.Module):
         if capacity > self.max_positions:
             raise ValueError(f"{capacity} decoder positions exceed the model's {self.max_positions}")
         b = encoder_states.shape[0]
-        attn = self.layers[0].self_attn
+        attn = self.decoder_layers()[0].self_attn
         shape = (len(self.layers), b, attn.num_heads, capacity, attn.head_dim)
         cross_k, cross_v = self.cross_keys_values(encoder_states)
         like = encoder_states
