@@ -9,7 +9,12 @@ decoder one after the other with growing caches and samples each head in a Pytho
   computed once;
 * the heads live at a step are one matmul over a contiguous run of a head-ordered weight copy, and the
   top-k sampling is vectorised over heads and batch;
-* leading steps that are fully known (a prompt) are fed in one prefill chunk.
+* leading steps that are fully known (a prompt) are fed in one prefill chunk;
+* with ``batch_invariant``, each clip is its own decoder batch (a *lane*), stepped in lockstep with the
+  others: a clip's arithmetic, and so its codes for a given random stream, are then the same whether it
+  is generated alone or beside any other clips. Matrix products are not batch-invariant otherwise (the
+  kernels' summation order depends on the row count and even on a row's position), and one differing
+  logit bit can change a sampled code and everything after it.
 
 Greedy outputs equal the official ones; sampling follows its distribution (top-k with ties kept,
 temperature) but not its random stream.
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 
 from .decode_step import StaticDecodeStep
 from .few_rows_linear import few_rows_linear
+from .transformer import DecoderCache
 from .visage import Visage
 
 # A guidance variant says which conditions are replaced by their null embeddings: (video, direction).
@@ -131,17 +137,21 @@ class GenerationResult:
         lengths: [B] frames per clip.
         steps: [B, S, K] the generated pattern steps (pads where nothing is predicted).
         cancelled: True if ``should_stop`` ended the loop early (codes are then incomplete).
+        stopped: clips dropped early by ``stop_clip`` (their codes are incomplete).
     """
 
     codes: torch.Tensor
     lengths: torch.Tensor
     steps: torch.Tensor
     cancelled: bool = False
+    stopped: frozenset[int] = frozenset()
 
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps total)
-# (step, rows [n], per-variant logits [V, B, n, C], guided logits [B, n, C]): to inspect or record a run.
-StepObserver = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+# (step, clips, rows [n], per-variant logits [V, B, n, C], guided logits [B, n, C]): to inspect or record a
+# run. Called once per step and lane; ``clips`` are the lane's clips, in the call's batch (all of them, or
+# one with ``batch_invariant``), so B = len(clips).
+StepObserver = Callable[[int, list[int], torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 def contiguous_row_order(sets: Sequence[frozenset[int]], num_rows: int) -> list[int] | None:
@@ -198,6 +208,119 @@ class _HeadRuns:
         return rows, few_rows_linear(h, w.reshape(n * c, d), b.reshape(n * c)).view(-1, n, c)
 
 
+class _Lane:
+    """One decoder batch: some clips, each as V rows (variant-major), with its own cache and state.
+
+    Batched generation runs one lane for all clips; batch-invariant generation runs one lane per clip.
+    Everything a lane computes depends only on its own clips.
+
+    Args:
+        clips: indices of the lane's clips in the call's batch.
+        clip, energy_map, direction: the lane's inputs ([b, F, d_clip], [b, F, 49] or None, [b, 3] or None).
+        counts: real CLIP frames per clip of the lane.
+        live, forced, forced_ids: [b, S, K] cells of the lane's clips (CPU).
+        steps: pattern steps per clip of the lane.
+        heads_for: the head runs for a collection of live sets (shared between lanes).
+    """
+
+    def __init__(
+        self,
+        model: Visage,
+        clips: list[int],
+        clip: torch.Tensor,
+        energy_map: torch.Tensor | None,
+        direction: torch.Tensor | None,
+        counts: list[int],
+        guidance: Guidance,
+        live: torch.Tensor,
+        forced: torch.Tensor,
+        forced_ids: torch.Tensor,
+        steps: list[int],
+        heads_for: Callable[[list[frozenset[int]]], _HeadRuns],
+        static: bool,
+    ) -> None:
+        device = clip.device
+        b = len(clips)
+        variants = guidance.variants
+        v = len(variants)
+        self.model, self.clips, self.v, self.static = model, clips, v, static
+        self.total = max(steps)
+        live, forced, forced_ids = live[:, : self.total], forced[:, : self.total], forced_ids[:, : self.total]
+        union = live.any(dim=0)  # [S, K] rows needed by some clip of the lane at each step
+        self.live_sets = [frozenset(torch.nonzero(union[s]).flatten().tolist()) for s in range(self.total)]
+        # Leading steps whose every live cell is forced are fed in one prefill chunk.
+        fully_forced = (forced == live).all(dim=2).all(dim=0)  # [S]
+        self.prefill = min(int(torch.cumprod(fully_forced.int(), 0).sum()), self.total - 1)
+        self.live, self.forced, self.forced_ids = live.to(device), forced.to(device), forced_ids.to(device)
+        self.heads = heads_for(sorted(set(self.live_sets), key=sorted))
+
+        def rep(x: torch.Tensor) -> torch.Tensor:
+            return x.repeat(v, *([1] * (x.dim() - 1)))  # [v·b, ...], variant-major
+
+        cond = model.conditions(
+            rep(clip),
+            None if energy_map is None else rep(energy_map),
+            None if direction is None else rep(direction),
+            null_video=torch.tensor([nv for nv, _ in variants for _ in range(b)], device=device),
+            null_direction=torch.tensor([nd for _, nd in variants for _ in range(b)], device=device),
+            frame_counts=torch.tensor(counts * v, device=device),
+        )
+        states, mask = model.encode_conditions(cond)
+        self.cache = model.decoder.new_cache(states, mask, self.total)
+        first = self.forced_ids[:, : self.prefill].repeat(v, 1, 1) if self.prefill else None
+        embedded = model.decoder.embed(first, prepend_bos=True, batch_size=v * b)
+        self.h = model.decoder(embedded, cache=self.cache)[:, -1]  # [N, D]
+        self.decode_step = (
+            StaticDecodeStep(model.decoder, self.cache, v * b, use_graph=True) if static else None
+        )
+
+    def active(self, step: int) -> bool:
+        return self.prefill <= step < self.total
+
+    def logits(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Live rows [n] and per-variant logits [V, b, n, C] of this step."""
+        rows, logits = self.heads.logits(self.h, self.live_sets[step])  # [n], [N, n, C]
+        return rows, logits.float().view(self.v, len(self.clips), *logits.shape[1:])
+
+    def feed(self, rows: torch.Tensor, chosen: torch.Tensor, step: int) -> torch.Tensor:
+        """The step's full pattern row [b, K] (chosen codes, forced prompt codes, pads), fed back."""
+        k = self.live.shape[2]
+        pad = self.model.config.dac_pad_token_id
+        row = torch.full((len(self.clips), k), pad, dtype=torch.long, device=chosen.device)
+        row[:, rows] = chosen
+        row = torch.where(self.forced[:, step], self.forced_ids[:, step], row)
+        row = torch.where(self.live[:, step], row, pad)
+        if step + 1 < self.total:
+            rows_in = row.repeat(self.v, 1)  # [N, K]: every variant is fed the same choice
+            if self.decode_step is not None:
+                self.h = self.decode_step(rows_in, step + 1)
+            else:
+                embedded = self.model.decoder.embed(rows_in[:, None], prepend_bos=False)
+                self.h = self.model.decoder(embedded, cache=self.cache)[:, -1]
+        return row
+
+    def drop(self, keep: list[int]) -> None:
+        """Keep only the clips at these positions of the lane (a stopped clip leaves the batch)."""
+        b = len(self.clips)
+        rows = torch.tensor([vi * b + j for vi in range(self.v) for j in keep], device=self.h.device)
+        cache = self.cache
+        self.cache = DecoderCache(
+            cache.self_keys.index_select(1, rows),
+            cache.self_values.index_select(1, rows),
+            [x.index_select(0, rows) for x in cache.cross_keys],
+            [x.index_select(0, rows) for x in cache.cross_values],
+            None if cache.cross_mask is None else cache.cross_mask.index_select(0, rows),
+            cache.length,
+        )
+        self.h = self.h.index_select(0, rows)
+        kept = torch.tensor(keep, device=self.live.device)
+        self.live, self.forced = self.live.index_select(0, kept), self.forced.index_select(0, kept)
+        self.forced_ids = self.forced_ids.index_select(0, kept)
+        self.clips = [self.clips[j] for j in keep]
+        if self.decode_step is not None:
+            self.decode_step = StaticDecodeStep(self.model.decoder, self.cache, len(rows), use_graph=True)
+
+
 def _as_counts(value: int | Sequence[int] | torch.Tensor | None, batch: int, name: str) -> list[int] | None:
     if value is None:
         return None
@@ -227,8 +350,10 @@ def generate(
     prompt_frames: int | Sequence[int] | None = None,
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    stop_clip: Callable[[int], bool] | None = None,
     step_observer: StepObserver | None = None,
     static_steps: bool | None = None,
+    batch_invariant: bool = False,
 ) -> GenerationResult:
     """Generate the codes of a batch of clips.
 
@@ -239,7 +364,7 @@ def generate(
         guidance: see :class:`Guidance`.
         top_k, temperature, do_sample: see :class:`Sampling`.
         generator: random stream for sampling (reproducible runs); a sequence gives each clip its own
-            stream, so that a clip's result does not depend on which other clips share its batch.
+            stream (needed, with ``batch_invariant``, for a clip's result not to depend on its batch).
         frame_counts: real CLIP frames per clip (default F for all).
         num_frames: code frames to generate per clip; default the official int(frames / 4 * 86), and
             then the result is padded to the official length by repeating the last frame (431 for 20
@@ -249,9 +374,14 @@ def generate(
         prompt_frames: how many leading frames of ``prompt`` each clip uses (default all Tp).
         progress: called as progress(done, total) after each step.
         should_stop: polled between steps; True stops early (``cancelled`` in the result).
+        stop_clip: polled per clip between steps; True drops that clip from the batch at once (it is
+            listed in ``stopped``), so that a cancelled clip does not hold up or cost the others.
         step_observer: called with each step's logits (see :data:`StepObserver`).
         static_steps: decode with fixed tensor shapes, replayed as a CUDA graph on a GPU (default: on
             CUDA only; on a CPU the dynamic form is faster).
+        batch_invariant: run each clip as its own decoder batch, so that its codes are bit for bit those
+            it gets alone (with its own ``generator`` and the same F). Costs the batching gain of the
+            decoder's matrix products; the default batches every clip into one decoder pass.
     """
     cfg = model.config
     pattern = model.pattern
@@ -295,76 +425,86 @@ def generate(
             n = min(s, prompt_steps.shape[1])
             forced[i, :n] = cells[:n]
             forced_ids[i, :n] = torch.where(cells[:n], prompt_steps[i, :n], pad)
-    union = live.any(dim=0)  # [S, K] rows needed by some clip at each step
-    live_sets = [frozenset(torch.nonzero(union[s]).flatten().tolist()) for s in range(total_steps)]
-    # Leading steps whose every live cell is forced are fed in one prefill chunk.
-    fully_forced = (forced == live).all(dim=2).all(dim=0)  # [S]
-    prefill = min(int(torch.cumprod(fully_forced.int(), 0).sum()), total_steps - 1)
 
-    variants = guidance.variants
-    v = len(variants)
-    null_video = torch.tensor([nv for nv, _ in variants for _ in range(b)], device=device)
-    null_dir = torch.tensor([nd for _, nd in variants for _ in range(b)], device=device)
-    counts_t = torch.tensor(counts * v, device=device)
+    head_runs: dict[tuple[frozenset[int], ...], _HeadRuns] = {}
 
-    def rep(x: torch.Tensor) -> torch.Tensor:
-        return x.repeat(v, *([1] * (x.dim() - 1)))  # [v·B, ...], variant-major
+    def heads_for(sets: list[frozenset[int]]) -> _HeadRuns:
+        key = tuple(sets)
+        if key not in head_runs:
+            head_runs[key] = _HeadRuns(model, sets)
+        return head_runs[key]
 
+    static = device.type == "cuda" if static_steps is None else static_steps
+    groups = [[i] for i in range(b)] if batch_invariant else [list(range(b))]
     was_training = model.training
     model.eval()
     try:
-        cond = model.conditions(
-            rep(clip),
-            None if energy_map is None else rep(energy_map),
-            None if direction is None else rep(direction),
-            null_video=null_video,
-            null_direction=null_dir,
-            frame_counts=counts_t,
-        )
-        states, mask = model.encode_conditions(cond)
-        cache = model.decoder.new_cache(states, mask, total_steps)
-        heads = _HeadRuns(model, sorted(set(live_sets), key=sorted))
-        live_d, forced_d, forced_ids_d = live.to(device), forced.to(device), forced_ids.to(device)
-
+        lanes = [
+            _Lane(
+                model,
+                g,
+                clip[g[0] : g[-1] + 1],
+                None if energy_map is None else energy_map[g[0] : g[-1] + 1],
+                None if direction is None else direction[g[0] : g[-1] + 1],
+                [counts[i] for i in g],
+                guidance,
+                live[g[0] : g[-1] + 1],
+                forced[g[0] : g[-1] + 1],
+                forced_ids[g[0] : g[-1] + 1],
+                [steps_per_clip[i] for i in g],
+                heads_for,
+                static,
+            )
+            for g in groups
+        ]
         out = torch.full((b, total_steps, k), pad, dtype=torch.long, device=device)
-        out[:, :prefill] = forced_ids_d[:, :prefill]
-        first = out[:, :prefill].repeat(v, 1, 1) if prefill else None
-        h = model.decoder(model.decoder.embed(first, prepend_bos=True, batch_size=v * b), cache=cache)[:, -1]
-        static = device.type == "cuda" if static_steps is None else static_steps
-        decode_step = StaticDecodeStep(model.decoder, cache, v * b, use_graph=True) if static else None
+        for lane in lanes:
+            out[lane.clips[0] : lane.clips[-1] + 1, : lane.prefill] = lane.forced_ids[:, : lane.prefill]
         cancelled = False
-        for step in range(prefill, total_steps):
+        stopped: set[int] = set()
+        for step in range(min(lane.prefill for lane in lanes), total_steps):
             if should_stop is not None and should_stop():
                 cancelled = True
                 break
-            rows, logits = heads.logits(h, live_sets[step])  # [n], [N, n, C]
-            per_variant = logits.float().view(v, b, *logits.shape[1:])  # [V, B, n, C]
-            guided = guidance.combine(per_variant)  # [B, n, C]
-            if step_observer is not None:
-                step_observer(step, rows, per_variant, guided)
-            if isinstance(generator, Sequence):  # one stream per clip
-                chosen = torch.stack([choose_codes(guided[i], sampling, g) for i, g in enumerate(generator)])
-            else:
-                chosen = choose_codes(guided, sampling, generator)  # [B, n]
-            row = torch.full((b, k), pad, dtype=torch.long, device=device)
-            row[:, rows] = chosen
-            row = torch.where(forced_d[:, step], forced_ids_d[:, step], row)
-            row = torch.where(live_d[:, step], row, pad)
-            out[:, step] = row
+            if stop_clip is not None:
+                lanes = _without_stopped(lanes, stop_clip, stopped)
+                if not lanes:
+                    break
+            for lane in lanes:
+                if not lane.active(step):
+                    continue
+                rows, per_variant = lane.logits(step)  # [n], [V, b, n, C]
+                guided = guidance.combine(per_variant)  # [b, n, C]
+                if step_observer is not None:
+                    step_observer(step, list(lane.clips), rows, per_variant, guided)
+                if isinstance(generator, Sequence):  # one stream per clip
+                    chosen = torch.stack(
+                        [choose_codes(guided[j], sampling, generator[c]) for j, c in enumerate(lane.clips)]
+                    )
+                else:
+                    chosen = choose_codes(guided, sampling, generator)  # [b, n]
+                out[torch.tensor(lane.clips, device=device), step] = lane.feed(rows, chosen, step)
             if progress is not None:
                 progress(step + 1, total_steps)
-            if step + 1 < total_steps:
-                rows_in = row.repeat(v, 1)  # [N, K]: every variant is fed the same choice
-                if decode_step is not None:
-                    h = decode_step(rows_in, step + 1)
-                else:
-                    h = model.decoder(model.decoder.embed(rows_in[:, None], prepend_bos=False), cache=cache)[
-                        :, -1
-                    ]
     finally:
         model.train(was_training)
 
-    return _collect(model, out, frames, counts, explicit is None, cancelled)
+    result = _collect(model, out, frames, counts, explicit is None, cancelled)
+    result.stopped = frozenset(stopped)
+    return result
+
+
+def _without_stopped(lanes: list[_Lane], stop_clip: Callable[[int], bool], stopped: set[int]) -> list[_Lane]:
+    """The lanes without the clips ``stop_clip`` names now (added to ``stopped``); empty lanes go."""
+    kept: list[_Lane] = []
+    for lane in lanes:
+        keep = [j for j, c in enumerate(lane.clips) if not stop_clip(c)]
+        stopped.update(c for j, c in enumerate(lane.clips) if j not in keep)
+        if keep and len(keep) < len(lane.clips):
+            lane.drop(keep)
+        if keep:
+            kept.append(lane)
+    return kept
 
 
 def _collect(

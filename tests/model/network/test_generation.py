@@ -109,7 +109,7 @@ def test_static_shape_steps_equal_the_dynamic_ones(model) -> None:
             do_sample=False,
             frame_counts=[4, 3],
             static_steps=static,
-            step_observer=lambda s, r, v, g, out=logits: out.append(g),
+            step_observer=lambda s, c, r, v, g, out=logits: out.append(g),
         )
         seen[static] = (result.codes, torch.cat([g.flatten() for g in logits]))
     assert torch.equal(seen[True][0], seen[False][0])

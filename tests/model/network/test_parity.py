@@ -102,7 +102,7 @@ def test_greedy_guided_generation_is_identical(tiny, tf, parity_dir: Path) -> No
     golden = load_file(parity_dir / "tiny" / "generate_cfg_greedy.safetensors")
     seen: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def observe(step, rows, per_variant, guided):
+    def observe(step, clips, rows, per_variant, guided):
         if step in (0, 1, 2, 860):
             order = torch.argsort(rows)
             seen[step] = (rows[order], per_variant[:, :, order], guided[:, order])
