@@ -10,6 +10,17 @@ Pure: a ``Timeline`` in, `Shot` values out; no file is opened (finding the media
 * **Layers**: several chosen video tracks (and nested stacks) are flattened the way a viewer composites
   them, top layer wins: a clip partly covered by a clip on a higher track becomes one shot per visible
   piece. Gaps are transparent; disabled items are ignored.
+* **Overlays**: generated pictures (titles, bars, slugs) and clips marked as having alpha
+  (FCP XML ``alphatype`` other than ``none``, or ``metadata["visage"]["alpha"]``) never hide what is
+  below them; they become shots only where nothing else shows. A fully opaque solid generator (see
+  `OPAQUE_SOLIDS`) does hide: the clips it hides are named in its shot (`Shot.hides`), so the run can
+  report them.
+* **Track trims**: each chosen track shows its ``source_range`` window at the start of the stack
+  (``Stack.range_of_child``), so tracks trimmed differently are composited in the stack's time. When
+  every chosen track has the same ``source_range``, records stay in the tracks' own content time and
+  the new track takes that ``source_range``. The cmx_3600 reader stores an EDL's record start as a
+  negative track ``source_range`` start with the content's duration, a window that holds none of the
+  content (OpenTimelineIO issues #346, #1385); such a track is read as its content shifted by that start.
 * **Nesting**: a nested track or stack is windowed by its own ``source_range`` and placed at its
   position in the parent.
 * **Speed**: ``LinearTimeWarp`` scalars multiply (`Shot.speed`); a ``FreezeFrame`` (scalar 0) holds one
@@ -24,6 +35,7 @@ to the model.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +45,11 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 NAMESPACE = "visage"  # our key in every OTIO metadata dictionary
 RESOLVE_NAMESPACE = "Resolve_OTIO"  # DaVinci Resolve's key (hosts_and_formats §2.5)
+FCP_NAMESPACE = "fcp_xml"  # the FCP 7 XML adapter's key; a clipitem's ``alphatype`` lands there
+# Generator kinds that paint every pixel with one opaque colour, compared without case, spaces,
+# underscores or hyphens: the cmx_3600 reader's ``black`` (EDL reels BL/BLACK), FCP 7's ``Slug``,
+# Premiere's "Black Video" and "Color Matte", and the usual names of a solid colour.
+OPAQUE_SOLIDS = frozenset({"black", "blackvideo", "slug", "colormatte", "color", "solid", "solidcolor"})
 
 
 class ShotError(ValueError):
@@ -96,6 +113,7 @@ class Shot:
         direction: direction set in the edit's metadata.
         problem: why it cannot be generated (reverse playback, a time effect on a nested stack), or None.
         generator: True for generated pictures (colour, bars, titles): nothing to listen to, not a failure.
+        hides: names of the clips an opaque solid generator hides here (they get no audio there).
     """
 
     index: int
@@ -108,6 +126,7 @@ class Shot:
     direction: DirectionOverride
     problem: str | None = None
     generator: bool = False
+    hides: tuple[str, ...] = ()
 
     @property
     def media_range(self) -> TimeRange:
@@ -130,7 +149,8 @@ class ShotList:
         shots: visible pieces in record order.
         rate: the timeline's frame rate.
         end: end of the chosen tracks' content; the new track is padded to it.
-        source_range: the chosen tracks' own ``source_range`` (identical for all), for the new track.
+        source_range: the chosen tracks' ``source_range`` when all share one (records are then in their
+            content time), else None (records are in the stack's time); the new track takes it.
         tracks: names of the chosen tracks, bottom first.
     """
 
@@ -151,6 +171,8 @@ class _Piece:
     speed: float
     direction: DirectionOverride
     problem: str | None
+    overlay: bool = False  # a generator or a clip with alpha: shows only where nothing opaque does
+    hides: tuple[str, ...] = ()  # clips hidden by this piece when it is an opaque solid generator
 
     def clipped(self, start: RationalTime, end: RationalTime) -> _Piece | None:
         """The part of this piece inside [start, end), or None when nothing is left."""
@@ -239,24 +261,31 @@ def list_shots(tracks: Sequence[otio.schema.Track], *, rate: float | None = None
         rate: the timeline's rate; default the rate of the first track's duration.
 
     Raises:
-        ShotError: the tracks have different ``source_range`` values (their content would not share one
-            time frame; choose one of them), an item whose duration OTIO cannot compute (a clip with
-            neither ``source_range`` nor an ``available_range``), or bad ``metadata["visage"]``.
+        ShotError: an item whose duration OTIO cannot compute (a clip with neither ``source_range`` nor
+            an ``available_range``), or bad ``metadata["visage"]``.
     """
     if not tracks:
         raise ShotError("no video track chosen")
-    ranges = {_range_key(t.source_range) for t in tracks}
-    if len(ranges) > 1:
-        raise ShotError(
-            "the chosen video tracks are trimmed differently (different source_range); "
-            "choose one of them with --video-track"
-        )
+    shared = len({_range_key(t.source_range) for t in tracks}) == 1
     try:
         # An empty track's duration has rate 1: whole seconds would swallow every cut.
         durations = [t.duration() for t in tracks]
         rate = float(rate or next((d.rate for d in durations if d.value > 0), durations[0].rate))
-        layers = [[(piece, t.name) for piece in _track_pieces(t, _inherited(t))] for t in tracks]
-        end = max(t.available_range().end_time_exclusive().rescaled_to(rate) for t in tracks)
+        layers = []
+        for track in tracks:
+            window = _window(track)
+            # Shared trims: records in the tracks' content time. Otherwise the stack's time, where a
+            # track's content time t shows at t - its trimmed start (Stack.range_of_child starts at 0).
+            start = window.start_time if shared else window.start_time - track.trimmed_range().start_time
+            placed = TimeRange(start, window.duration)
+            layers.append([(piece, track.name) for piece in _item_pieces(track, placed, DirectionOverride())])
+        if shared:
+            end = max(t.available_range().end_time_exclusive().rescaled_to(rate) for t in tracks)
+        else:
+            end = max(
+                (_window(t).end_time_exclusive() - t.trimmed_range().start_time).rescaled_to(rate)
+                for t in tracks
+            )
     except otio.exceptions.OTIOError as exc:  # not a ValueError: callers would see a traceback
         raise ShotError(f"cannot lay out the video tracks: {exc}") from exc
     visible = _flatten(layers)
@@ -266,7 +295,8 @@ def list_shots(tracks: Sequence[otio.schema.Track], *, rate: float | None = None
         replace(shot, index=i, name=shot.name or f"shot {i + 1}")
         for i, shot in enumerate(s for s in numbered if s is not None)
     )
-    return ShotList(shots, rate, end, tracks[0].source_range, tuple(t.name for t in tracks))
+    source_range = tracks[0].source_range if shared else None
+    return ShotList(shots, rate, end, source_range, tuple(t.name for t in tracks))
 
 
 def media_hint(clip: otio.schema.Clip) -> MediaHint:
@@ -305,6 +335,21 @@ def _inherited(item: otio.core.Item, parent: DirectionOverride | None = None) ->
     return own if parent is None else own.under(parent)
 
 
+def _window(item: otio.core.Item) -> TimeRange:
+    """The part of its own time an item shows: its ``trimmed_range``, except a track of the cmx_3600
+    reader's shape (see the module docstring), which shows its content."""
+    window = item.trimmed_range()
+    if isinstance(item, otio.schema.Track) and item.source_range is not None:
+        content = item.available_range()
+        if (
+            window.start_time.value < 0
+            and window.duration == content.duration
+            and window.end_time_exclusive() <= content.start_time
+        ):
+            return content
+    return window
+
+
 def _track_pieces(track: otio.schema.Track, direction: DirectionOverride) -> list[_Piece]:
     """Visible pieces of a track's children, in the track's content coordinates."""
     pieces: list[_Piece] = []
@@ -331,14 +376,16 @@ def _item_pieces(item: otio.core.Item, placed: TimeRange, parent: DirectionOverr
     speed, problem = _speed(item)
     if isinstance(item, otio.schema.Clip):
         trimmed = item.trimmed_range()
-        return [_Piece(item, placed, trimmed.start_time, speed, direction, problem)]
+        return [
+            _Piece(item, placed, trimmed.start_time, speed, direction, problem, overlay=_is_overlay(item))
+        ]
     if isinstance(item, otio.schema.Track):
         inner = _track_pieces(item, direction)
     elif isinstance(item, otio.schema.Stack):
         inner = _stack_pieces(item, direction)
     else:  # an unknown composable: nothing we can listen to
         return []
-    window = item.trimmed_range()
+    window = _window(item)
     if speed == 0:  # a held frame: whatever the content shows at the window's start, all along
         held = window.start_time
         return [
@@ -364,14 +411,41 @@ def _item_pieces(item: otio.core.Item, placed: TimeRange, parent: DirectionOverr
 
 
 def _flatten(layers: Sequence[Sequence[tuple[_Piece, str]]]) -> list[tuple[_Piece, str]]:
-    """Composite layers (bottom first): what an upper layer covers is hidden below it."""
-    visible: list[tuple[_Piece, str]] = []
+    """Composite layers (bottom first) as a viewer does.
+
+    The top opaque piece wins; an overlay shows only where no layer is opaque, the top overlay winning.
+    A visible opaque solid generator names the pictures it hides (what would show without it).
+    """
+    visible = _top_opaque(layers)
+    covered = [piece.record for layer in layers for piece, _ in layer if not piece.overlay]
+    for level in reversed(range(len(layers))):
+        overlays = [(piece, track) for piece, track in layers[level] if piece.overlay]
+        for piece, track in overlays:
+            visible.extend((part, track, level) for part in _subtract(piece, covered))
+        covered.extend(piece.record for piece, _ in overlays)
+    result = []
+    for piece, track, level in visible:
+        if not piece.overlay and _is_generator(piece.clip):
+            below = _top_opaque(layers[:level])
+            hidden = [
+                p.clip.name
+                for p, _, _ in below
+                if not _is_generator(p.clip) and _overlaps(p.record, piece.record)
+            ]
+            piece = replace(piece, hides=tuple(dict.fromkeys((*piece.hides, *hidden))))
+        result.append((piece, track))
+    return result
+
+
+def _top_opaque(layers: Sequence[Sequence[tuple[_Piece, str]]]) -> list[tuple[_Piece, str, int]]:
+    """The visible parts of the opaque pieces of ``layers`` (bottom first), with their layer index."""
+    visible: list[tuple[_Piece, str, int]] = []
     covered: list[TimeRange] = []
-    for layer in reversed(layers):
-        for piece, track in layer:
-            for part in _subtract(piece, covered):
-                visible.append((part, track))
-        covered.extend(piece.record for piece, _ in layer)
+    for level in reversed(range(len(layers))):
+        opaque = [(piece, track) for piece, track in layers[level] if not piece.overlay]
+        for piece, track in opaque:
+            visible.extend((part, track, level) for part in _subtract(piece, covered))
+        covered.extend(piece.record for piece, _ in opaque)
     return visible
 
 
@@ -380,10 +454,10 @@ def _subtract(piece: _Piece, covered: Iterable[TimeRange]) -> list[_Piece]:
     for cover in covered:
         next_parts = []
         for part in parts:
-            start, end = part.record.start_time, part.record.end_time_exclusive()
-            if cover.end_time_exclusive() <= start or end <= cover.start_time:
+            if not _overlaps(part.record, cover):
                 next_parts.append(part)
                 continue
+            start, end = part.record.start_time, part.record.end_time_exclusive()
             for lo, hi in ((start, cover.start_time), (cover.end_time_exclusive(), end)):
                 kept = part.clipped(lo, hi) if lo < hi else None
                 if kept is not None:
@@ -392,11 +466,39 @@ def _subtract(piece: _Piece, covered: Iterable[TimeRange]) -> list[_Piece]:
     return parts
 
 
+def _overlaps(a: TimeRange, b: TimeRange) -> bool:
+    return a.start_time < b.end_time_exclusive() and b.start_time < a.end_time_exclusive()
+
+
+def _is_generator(clip: otio.schema.Clip) -> bool:
+    return isinstance(clip.media_reference, otio.schema.GeneratorReference)
+
+
+def _is_overlay(clip: otio.schema.Clip) -> bool:
+    """Clips marked as having alpha, and generators other than opaque solids, let what is below show."""
+    if _has_alpha(clip):
+        return True
+    if not _is_generator(clip):
+        return False
+    kind = re.sub(r"[\s_-]+", "", clip.media_reference.generator_kind or "").casefold()
+    return kind not in OPAQUE_SOLIDS
+
+
+def _has_alpha(clip: otio.schema.Clip) -> bool:
+    """FCP 7 XML's ``alphatype`` (none, straight, black, white) or our ``metadata["visage"]["alpha"]``."""
+    fcp = clip.metadata.get(FCP_NAMESPACE)
+    alphatype = fcp.get("alphatype") if isinstance(fcp, Mapping) else None
+    if isinstance(alphatype, str) and alphatype.strip().casefold() not in ("", "none"):
+        return True
+    ours = clip.metadata.get(NAMESPACE)
+    return isinstance(ours, Mapping) and ours.get("alpha") is True
+
+
 def _shot(index: int, piece: _Piece, track: str, rate: float) -> Shot | None:
-    """Number a piece; its edges go to the nearest frame of the timeline (only retimed nesting makes
-    them fractional), or None when nothing of it is left."""
-    start = RationalTime(round(piece.record.start_time.value_rescaled_to(rate)), rate)
-    end = RationalTime(round(piece.record.end_time_exclusive().value_rescaled_to(rate)), rate)
+    """Number a piece; its edges go to the frame whose centre they precede (only retimed nesting makes
+    them fractional), so a frame belongs to the piece seen at its centre; None when nothing is left."""
+    start = RationalTime(_frame_edge(piece.record.start_time.value_rescaled_to(rate)), rate)
+    end = RationalTime(_frame_edge(piece.record.end_time_exclusive().value_rescaled_to(rate)), rate)
     if end <= start:
         return None
     hint = media_hint(piece.clip)
@@ -414,7 +516,13 @@ def _shot(index: int, piece: _Piece, track: str, rate: float) -> Shot | None:
         direction=piece.direction,
         problem=problem,
         generator=hint.kind == "generator",
+        hides=piece.hides,
     )
+
+
+def _frame_edge(value: float) -> int:
+    """The first frame whose centre lies at or after ``value`` (in frames)."""
+    return math.ceil(value - 0.5 - 1e-9)
 
 
 def _speed(item: otio.core.Item) -> tuple[float, str | None]:

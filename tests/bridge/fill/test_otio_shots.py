@@ -184,12 +184,141 @@ def test_unnamed_clips_empty_tracks_and_clips_without_duration() -> None:
         list_shots([endless])
 
 
-def test_tracks_trimmed_differently_cannot_be_flattened() -> None:
-    a = otio.schema.Track(children=[_clip("a", 4)])
-    b = otio.schema.Track(children=[_clip("b", 4)])
-    b.source_range = TimeRange(RationalTime(1, 24), RationalTime(3, 24))
-    with pytest.raises(ShotError, match="--video-track"):
-        list_shots([a, b])
+def test_tracks_trimmed_differently_are_composited_in_the_stacks_time() -> None:
+    # V1 starts its window 3 frames before its content: nothing for 3 frames, then a from source 100.
+    # V2's window starts 1 frame into its content (a 2-frame gap, then b): b shows from stack frame 1.
+    a = otio.schema.Track(name="V1", children=[_clip("a", 10, start=100)])
+    a.source_range = TimeRange(RationalTime(-3, 24), RationalTime(10, 24))
+    b = otio.schema.Track(name="V2", children=[_gap(2), _clip("b", 4)])
+    b.source_range = TimeRange(RationalTime(1, 24), RationalTime(4, 24))
+    shots = list_shots([a, b])
+    assert [
+        (s.name, s.record.start_time.value, s.record.duration.value, s.source_start.value)
+        for s in shots.shots
+    ] == [
+        ("b", 1, 3, 0),
+        ("a", 4, 6, 101),
+    ]
+    assert shots.source_range is None and shots.end == RationalTime(10, 24)  # the new track: stack time
+
+
+def test_a_shared_trim_keeps_content_time_and_hides_what_it_trims() -> None:
+    track = otio.schema.Track(name="V1", children=[_clip("a", 4), _clip("b", 6, start=50), _clip("c", 4)])
+    track.source_range = TimeRange(RationalTime(2, 24), RationalTime(6, 24))  # a's last 2, b's first 4
+    shots = list_shots([track])
+    assert [
+        (s.name, s.record.start_time.value, s.record.duration.value, s.source_start.value)
+        for s in shots.shots
+    ] == [
+        ("a", 2, 2, 2),
+        ("b", 4, 4, 50),
+    ]
+    assert shots.source_range == track.source_range
+
+
+def _generator(name: str, kind: str, frames: int, **metadata: object) -> otio.schema.Clip:
+    return _clip(
+        name, frames, reference=otio.schema.GeneratorReference(generator_kind=kind), metadata=metadata
+    )
+
+
+def test_generators_and_alpha_clips_do_not_hide_the_shots_below() -> None:
+    camera = otio.schema.Track(name="V1", children=[_clip("cam", 20, start=100)])
+    titles = otio.schema.Track(
+        name="V2",
+        children=[
+            _gap(2),
+            _generator("slug with alpha", "Slug", 6, fcp_xml={"alphatype": "straight"}),
+            _generator("title", "Title", 4),
+            _clip("logo", 4, metadata={"visage": {"alpha": True}}),
+        ],
+    )
+    assert [
+        (s.name, s.record.start_time.value, s.record.duration.value)
+        for s in list_shots([camera, titles]).shots
+    ] == [("cam", 0, 20)]
+    # alone, an overlay is what is seen
+    lone = list_shots([otio.schema.Track(children=[_generator("title", "Title", 4)])]).shots
+    assert [(s.name, s.generator, s.hides) for s in lone] == [("title", True, ())]
+
+
+def test_an_opaque_solid_hides_the_shots_below_and_names_them() -> None:
+    camera = otio.schema.Track(name="V1", children=[_clip("cam", 10), _clip("cam 2", 10)])
+    black = otio.schema.Track(name="V2", children=[_gap(8), _generator("black", "black", 4)])
+    shots = list_shots([camera, black]).shots
+    assert [(s.name, s.record.start_time.value, s.record.duration.value, s.hides) for s in shots] == [
+        ("cam", 0, 8, ()),
+        ("black", 8, 4, ("cam", "cam 2")),
+        ("cam 2", 12, 8, ()),
+    ]
+
+
+# FCP 7 XML (xmeml) as Final Cut Pro 7 and Premiere write it: a slug generator with an alpha channel over
+# a camera clip (element names from Apple's Final Cut Pro XML Interchange Format reference).
+SLUG_OVER_CAMERA = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE xmeml>
+<xmeml version="4">
+  <sequence id="sequence-1">
+    <name>slug over camera</name>
+    <duration>48</duration>
+    <rate><timebase>24</timebase><ntsc>FALSE</ntsc></rate>
+    <media>
+      <video>
+        <track>
+          <clipitem id="clipitem-1">
+            <name>camera</name>
+            <duration>100</duration>
+            <rate><timebase>24</timebase><ntsc>FALSE</ntsc></rate>
+            <start>0</start><end>48</end><in>10</in><out>58</out>
+            <alphatype>none</alphatype>
+            <file id="file-1">
+              <name>camera.mov</name>
+              <pathurl>file://localhost/media/camera.mov</pathurl>
+              <rate><timebase>24</timebase><ntsc>FALSE</ntsc></rate>
+              <duration>100</duration>
+              <media><video/></media>
+            </file>
+          </clipitem>
+        </track>
+        <track>
+          <generatoritem id="generatoritem-1">
+            <name>Slug</name>
+            <duration>3600</duration>
+            <rate><timebase>24</timebase><ntsc>FALSE</ntsc></rate>
+            <start>4</start><end>44</end><in>0</in><out>40</out>
+            <alphatype>straight</alphatype>
+            <effect>
+              <name>Slug</name>
+              <effectid>slug</effectid>
+              <effectcategory>Matte</effectcategory>
+              <effecttype>generator</effecttype>
+              <mediatype>video</mediatype>
+            </effect>
+          </generatoritem>
+        </track>
+      </video>
+    </media>
+  </sequence>
+</xmeml>
+"""
+
+
+def test_a_slug_with_alpha_from_fcp_xml_leaves_the_camera_visible(tmp_path: Path) -> None:
+    edit = tmp_path / "slug.xml"
+    edit.write_text(SLUG_OVER_CAMERA)
+    shots = _shots(edit).shots
+    assert [
+        (s.name, s.record.start_time.value, s.record.duration.value, s.source_start.value) for s in shots
+    ] == [("camera", 0, 48, 10)]
+    edit.write_text(
+        SLUG_OVER_CAMERA.replace("<alphatype>straight</alphatype>", "<alphatype>none</alphatype>")
+    )
+    opaque = _shots(edit).shots  # an opaque slug is black: it hides the camera, and says so
+    assert [(s.name, s.record.duration.value, s.hides) for s in opaque] == [
+        ("camera", 4, ()),
+        ("Slug", 40, ("camera",)),
+        ("camera", 4, ()),
+    ]
 
 
 def test_media_hint_decodes_urls_and_reels() -> None:
