@@ -89,7 +89,8 @@ class Engine(Protocol):
         * It calls ``progress(i, fraction, stage)`` as it goes and checks ``cancelled(i)`` between
           decoder steps, returning `cancelled_outcome()` for those jobs.
         * It writes each output atomically, so a killed daemon never leaves a partial file at
-          ``spec.output``; temporary files should end in `const.PART_SUFFIX` next to the output.
+          ``spec.output`` (``visage.model.files.output_files``: its temporaries are what the worker
+          removes before a job runs again).
         * It is called from one worker thread at a time.
     """
 

@@ -19,8 +19,9 @@ import wave
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from visage.model.files.output_files import atomic_output, atomic_write_bytes
+
 from . import const
-from .atomic_files import atomic_output, atomic_write_bytes
 from .engine import (
     CancelledCallback,
     GenerateSpec,
@@ -131,7 +132,8 @@ class FakeEngine:
 
     def _write(self, spec: GenerateSpec) -> JobDone:
         seconds = self._seconds(spec)
-        with atomic_output(spec.output) as temp:
+        # overwrite: the daemon refused existing outputs when it accepted the job
+        with atomic_output(spec.output, overwrite=True) as temp:
             with wave.open(str(temp), "wb") as out:
                 out.setnchannels(4)
                 out.setsampwidth(2)
@@ -153,7 +155,7 @@ class FakeEngine:
             "sample_rate": spec.sample_rate,
             "duration_s": seconds,
         }
-        atomic_write_bytes(metadata, json.dumps(sidecar, indent=2).encode())
+        atomic_write_bytes(metadata, json.dumps(sidecar, indent=2).encode(), overwrite=True)
         return JobDone(output=spec.output, metadata=metadata)
 
 

@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic_files import atomic_write_bytes
+try:
+    from visage.model.files.output_files import atomic_write_bytes
+except ModuleNotFoundError:  # inside the Blender extension: the writer's copy vendored next to this one
+    from .output_files import atomic_write_bytes
 
 
 class StateDirBusy(RuntimeError):
@@ -65,7 +68,7 @@ class EndpointInfo:
 
 
 def write_endpoint(path: Path, info: EndpointInfo) -> None:
-    atomic_write_bytes(path, json.dumps(asdict(info), indent=2).encode())
+    atomic_write_bytes(path, json.dumps(asdict(info), indent=2).encode(), overwrite=True)
 
 
 def _pid_alive(pid: int) -> bool:

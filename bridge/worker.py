@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
+from visage.model.files.output_files import atomic_copy, atomic_write_bytes, remove_stale_parts
+
 from . import const
-from .atomic_files import atomic_copy, atomic_write_bytes, remove_stale_parts
 from .engine import Engine, JobDone, JobFailed, JobOutcome
 from .errors import ErrorCode
 from .job_queue import JobQueue
@@ -40,21 +41,22 @@ def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
     """Copy a cached result's sidecar (and the binaural preview it names) for a new output path.
 
     The sidecar names its files relative to its own folder (``file``, ``preview``); the copy names the
-    new ones, so a host never places another job's preview.
+    new ones, so a host never places another job's preview. Copies replace existing files: the daemon
+    refused existing outputs when it accepted the job.
     """
     try:
         document = json.loads(cached.metadata.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError):
         document = None
     if not isinstance(document, dict) or not ({"file", const.PREVIEW_KEY} & document.keys()):
-        atomic_copy(cached.metadata, metadata)  # nothing in it names a file: copy it as it is
+        atomic_copy(cached.metadata, metadata, overwrite=True)  # nothing in it names a file: copy it as is
         return
     if isinstance(document.get("file"), str):
         document["file"] = output.name
     preview = document.get(const.PREVIEW_KEY)
     if isinstance(preview, str) and (cached.metadata.parent / preview).is_file():
         copied = output.with_name(output.stem + const.PREVIEW_SUFFIX)
-        atomic_copy(cached.metadata.parent / preview, copied)
+        atomic_copy(cached.metadata.parent / preview, copied, overwrite=True)
         _copy_preview_sidecar(cached.metadata.parent / (preview + ".json"), copied, output)
         document[const.PREVIEW_KEY] = copied.name
     else:
@@ -75,7 +77,8 @@ def _copy_preview_sidecar(cached: Path, preview: Path, output: Path) -> None:
 
 def _write_json(path: Path, document: dict[str, object]) -> None:
     """A rewritten sidecar, in the layout the model writes (indented UTF-8, final newline), atomically."""
-    atomic_write_bytes(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    atomic_write_bytes(path, data, overwrite=True)
 
 
 class Worker:
@@ -177,7 +180,7 @@ class Worker:
             else:
                 metadata = _sibling_metadata(hit, output)
                 _copy_metadata(hit, output, metadata)
-                atomic_copy(hit.output, output)
+                atomic_copy(hit.output, output, overwrite=True)
         except OSError as exc:
             log.warning("cache hit for job %s could not be copied (%s); recomputing", job.id, exc)
             return False

@@ -6,9 +6,11 @@ checkout (the Blender tests load it by path inside the bpy environment).
 * **Blender**: `build_blender_extension` assembles ``visage_ambisonics-<version>.zip`` from
   ``blender/`` (glue + manifest), ``common/`` (copied verbatim: the shared logic) and the bridge client
   with the pure modules it imports, copied into ``vendor/visage_bridge/`` (the extension cannot import
-  this project's package), plus the python-osc wheel the manifest lists (Blender installs listed wheels
-  into the extension's private site-packages). The wheel comes from ``--wheel``, a cached copy, ``pip
-  download``, or, offline, is repacked from the python-osc installed in this environment.
+  this project's package) together with the atomic writer (``model/files/output_files.py``, which
+  ``state_dir`` imports from there when ``visage`` is not importable), plus the python-osc wheel the
+  manifest lists (Blender installs listed wheels into the extension's private site-packages). The wheel
+  comes from ``--wheel``, a cached copy, ``pip download``, or, offline, is repacked from the python-osc
+  installed in this environment.
 * **Resolve / REAPER**: the script is copied to the host's per-user script folder with its
   configuration block rewritten to point at this environment's site-packages (where
   ``visage.bridge.client`` and ``visage.host_plugins.common`` are installed) and at the chosen daemon.
@@ -41,7 +43,6 @@ MANIFEST = "blender_manifest.toml"
 # it): no discovery (zeroconf is compiled, per platform), no settings (platformdirs).
 BRIDGE_MODULES = (
     "__init__.py",
-    "atomic_files.py",
     "client.py",
     "const.py",
     "errors.py",
@@ -49,6 +50,8 @@ BRIDGE_MODULES = (
     "osc_protocol.py",
     "state_dir.py",
 )
+# The stdlib-only file contracts of visage.model.files, vendored byte-equal into the same package.
+CONTRACT_MODULES = ("output_files.py",)
 VENDOR_PACKAGE = "vendor/visage_bridge"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip
 PIP_TIMEOUT_S = 120
@@ -77,6 +80,18 @@ def bridge_source_dir() -> Path:
     return Path(bridge.__file__).resolve().parent
 
 
+def contract_source_dir() -> Path:
+    """The ``visage.model.files`` sources: ``model/files/`` next to ``host_plugins/``, else the installed."""
+    folder = HERE.parent / "model" / "files"
+    if (folder / "output_files.py").is_file():
+        return folder
+    try:
+        import visage.model.files as files  # an install that keeps the packages apart
+    except ImportError:
+        raise InstallError(f"cannot find the visage.model.files sources (looked in {folder})") from None
+    return Path(files.__file__).resolve().parent
+
+
 def manifest_value(key: str, manifest: Path = HERE / "blender" / MANIFEST) -> str:
     """A top-level string value of the extension manifest (``id``, ``version``)."""
     match = re.search(
@@ -95,6 +110,8 @@ def extension_files() -> list[tuple[str, Path]]:
     bridge = bridge_source_dir()
     files.append(("vendor/__init__.py", HERE / "common" / "__init__.py"))  # any docstring-only module
     files += [(f"{VENDOR_PACKAGE}/{name}", bridge / name) for name in BRIDGE_MODULES]
+    contracts = contract_source_dir()
+    files += [(f"{VENDOR_PACKAGE}/{name}", contracts / name) for name in CONTRACT_MODULES]
     missing = [str(src) for _, src in files if not src.is_file()]
     if missing:
         raise InstallError(f"missing source files: {', '.join(missing)}")

@@ -19,13 +19,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import opentimelineio as otio
 from opentimelineio.adapters import file_bundle_utils
 
-from visage.bridge import const
+from visage.model.files.output_files import fsync_file, fsync_folder, part_path, publish
 
 from .media_timecode import smpte_rate
 
@@ -88,13 +87,13 @@ def write_edit(timeline: otio.schema.Timeline, path: Path, *, force: bool = Fals
         EditFileError: see `check_writable`, or the adapter failed (the target is then unchanged).
     """
     name = check_writable(path, force=force)
-    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}{const.PART_SUFFIX}{path.suffix}")
+    temp = part_path(path, keep_suffix=True)  # the adapter picks its format by the suffix
     try:
         _write(timeline, temp, name, path)
         if temp.is_file():
-            with open(temp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        _replace(temp, path)
+            fsync_file(temp)
+        _replace(temp, path, force=force)
+        fsync_folder(path.parent)
     finally:
         _remove(temp)
 
@@ -160,10 +159,13 @@ def _adapter(path: Path, verb: str) -> otio.adapters.Adapter:
     return adapter
 
 
-def _replace(temp: Path, path: Path) -> None:
-    """Move ``temp`` to ``path``; an existing folder (an ``.otiod`` bundle) is moved aside first."""
-    if path.is_dir() and not path.is_symlink():
-        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{const.PART_SUFFIX}")
+def _replace(temp: Path, path: Path, *, force: bool) -> None:
+    """Move ``temp`` to ``path``; an existing folder (an ``.otiod`` bundle) is moved aside first.
+
+    Without ``force`` an existing ``path`` (even one made since `check_writable`) is never replaced.
+    """
+    if force and path.is_dir() and not path.is_symlink():
+        aside = part_path(path)
         os.replace(path, aside)
         try:
             os.replace(temp, path)
@@ -172,7 +174,10 @@ def _replace(temp: Path, path: Path) -> None:
             raise
         _remove(aside)
         return
-    os.replace(temp, path)
+    try:
+        publish(temp, path, overwrite=force)
+    except FileExistsError:
+        raise EditFileError(f"{path} exists; use --force to replace it") from None
 
 
 def _remove(path: Path) -> None:

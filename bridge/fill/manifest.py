@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from visage.bridge.atomic_files import atomic_write_bytes
 from visage.bridge.result_cache import file_sha256
+from visage.model.files.output_files import atomic_write_bytes
 
 MANIFEST_NAME = "visage-fill.json"
 SCHEMA = 1
@@ -152,13 +152,13 @@ class FillManifest:
         self.save()
 
     def save(self) -> None:
-        """Write the manifest atomically."""
+        """Write the manifest atomically, replacing the previous one."""
         document = {
             "schema": SCHEMA,
             "results": {k: asdict(v) for k, v in sorted(self.results.items())},
             "media": dict(sorted(self._digests.items())),
         }
-        atomic_write_bytes(self.path, (json.dumps(document, indent=2) + "\n").encode())
+        atomic_write_bytes(self.path, (json.dumps(document, indent=2) + "\n").encode(), overwrite=True)
 
 
 def _rounded(value: Any) -> Any:

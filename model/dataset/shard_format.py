@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+
+from visage.model.files.output_files import atomic_output
 
 FORMAT_NAME = "visage-dataset"
 FORMAT_VERSION = 1
@@ -148,7 +148,8 @@ class Manifest:
     def write(self, folder: str | Path) -> Path:
         """Write ``manifest.json`` into ``folder`` atomically."""
         path = Path(folder) / MANIFEST_NAME
-        _atomic_write(path, lambda tmp: tmp.write_text(self.to_json(), encoding="utf-8"))
+        with atomic_output(path, overwrite=True) as tmp:  # rewritten after every shard
+            tmp.write_text(self.to_json(), encoding="utf-8")
         return path
 
     @classmethod
@@ -239,7 +240,8 @@ def write_shard(path: str | Path, clips: dict[str, ClipTensors]) -> Path:
         tensors[f"{clip_id}/codes"] = t.codes.to(torch.int16).contiguous()
         tensors[f"{clip_id}/codes_rotated"] = t.codes_rotated.to(torch.int16).contiguous()
     path = Path(path)
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME}))
+    with atomic_output(path, overwrite=True) as tmp:  # one the manifest does not list yet is written again
+        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME})
     return path
 
 
@@ -280,12 +282,3 @@ class ShardReader:
                 f"{path}: clip {record.id}: rotated codes differ in shape from the codes"
             )
         return t
-
-
-def _atomic_write(path: Path, writer: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

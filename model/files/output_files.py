@@ -1,12 +1,16 @@
-"""Atomic output files: every file the project writes for a user appears whole, or not at all.
+"""Atomic output files: every file the project writes appears whole, or not at all.
 
-Why: a result (AmbiX WAV and its sidecar, binaural preview, sound-map picture, muxed video) is written
-under a hidden temporary name in the target folder, flushed and then renamed, so an editor watching the
-folder, a crash or a full disk never leaves a half-written file under the final name; and an existing
-file is never replaced unless the caller asked (``overwrite``), checked again race-free at the rename.
-``visage.model.files.audio_io`` builds the AmbiX writer on these primitives; ``visage.bridge.atomic_files`` is
-its dependency-free twin for the daemon and the host plugins, with the same temporary-file suffix so
-one clean-up recognises both.
+Why: a result (AmbiX WAV and its sidecar, binaural preview, sound-map picture, muxed video), a daemon's
+endpoint file, a cached copy or a dataset shard is written under a hidden temporary name in the target
+folder (``.<name>.<random>.visage-part``), flushed, renamed and the folder flushed, so an editor watching
+the folder, a crash or a full disk never leaves a half-written file under the final name; a crash leaves
+at most a temporary file, which `remove_stale_parts` deletes before a job runs again. An existing file
+is never replaced unless the caller asked (``overwrite``), checked again race-free at the rename.
+Temporary files are created with mode 0o666 so that the umask, not the writer, decides permissions.
+
+Standard library only: the daemon imports this when it starts, and the Blender extension vendors a copy
+(``host_plugins/install.py``). ``visage.model.files.audio_io`` builds the AmbiX writer on these
+primitives.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 PART_SUFFIX = ".visage-part"
-"""Suffix of temporary files (``.<name>.<random>.visage-part``), the same as ``bridge.const.PART_SUFFIX``
-so that the bridge's clean-up of interrupted jobs also removes what an interrupted write leaves."""
+"""Suffix of every temporary file (``.<name>.<random>.visage-part``), so that one clean-up recognises them."""
 
 
 class OutputExistsError(FileExistsError):
@@ -45,13 +49,22 @@ def check_folder(folder: Path) -> None:
         raise MissingOutputFolderError(f"output folder {folder} does not exist (or is not a folder)")
 
 
+def part_path(path: Path, *, keep_suffix: bool = False) -> Path:
+    """A fresh hidden temporary name next to ``path`` (same filesystem, so rename is atomic); not created.
+
+    ``keep_suffix`` appends ``path``'s suffix, for writers that choose their format by it (OTIO adapters).
+    """
+    tail = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}{tail}")
+
+
 def reserve_temp(path: Path) -> Path:
     """Create an empty, hidden temporary file next to ``path`` (same filesystem, so rename is atomic).
 
     ``os.open`` with mode 0o666 lets the umask decide the final permissions, unlike ``mkstemp``'s 0o600.
     """
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{PART_SUFFIX}")
+        tmp = part_path(path)
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
@@ -176,6 +189,39 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
         fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (see `atomic_output`)."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_copy(source: Path, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Copy ``source``'s content to ``path`` atomically (see `atomic_output`); the mode is not copied."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def remove_stale_parts(path: Path) -> int:
+    """Delete the temporary files interrupted writes to ``path`` left behind; return how many."""
+    removed = 0
+    try:
+        stale_files = list(path.parent.glob(f".{glob_escape(path.name)}.*{PART_SUFFIX}"))
+    except OSError:
+        return 0
+    for stale in stale_files:
+        try:
+            stale.unlink()
+        except OSError:
+            continue
+        removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped, to match it literally in a pattern."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 @contextmanager

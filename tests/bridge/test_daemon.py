@@ -57,6 +57,7 @@ from visage.bridge.osc_protocol import (
 from visage.bridge.security import SettingsError
 from visage.bridge.settings import BridgeSettings
 from visage.bridge.state_dir import StateDirBusy
+from visage.model.files.output_files import PART_SUFFIX
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "t0ken-for-tests-0123456789"
@@ -306,7 +307,7 @@ def test_many_clients_concurrently_get_exactly_one_outcome_per_job(tmp_path: Pat
             assert job_id.startswith("raw") and int(job_id.rsplit("-", 1)[1]) % 5 == 4
             assert reply.code == "engine_error"
     assert max(engine.batch_sizes) <= 4 and sum(engine.batch_sizes) <= 5 * jobs_per_client
-    assert not list(out.glob("*" + const.PART_SUFFIX))
+    assert not list(out.glob("*" + PART_SUFFIX))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ def test_sigkill_with_queued_and_running_jobs_then_restart(tmp_path: Path, media
             first.wait(10)
             assert first.returncode == -signal.SIGKILL
             assert not any(p.exists() for p in out.glob("k*.wav"))  # nothing half-written is visible
-            stale = out / f".k0.wav.deadbeef0000{const.PART_SUFFIX}"  # as if killed mid-write
+            stale = out / f".k0.wav.deadbeef0000{PART_SUFFIX}"  # as if killed mid-write
             stale.write_bytes(b"RIFF partial")
 
             second = _serve_subprocess(state, tmp_path, port, "fake:delay=0.1,steps=2,seconds=0.2", log)
@@ -399,7 +400,7 @@ def test_sigkill_with_queued_and_running_jobs_then_restart(tmp_path: Path, media
     for n, done in enumerate(results):
         assert done.output == str(out / f"k{n}.wav")
         assert_complete_wav(Path(done.output))
-    assert not list(out.glob("*" + const.PART_SUFFIX))
+    assert not list(out.glob("*" + PART_SUFFIX))
     assert not (state / const.ENDPOINT_FILE_NAME).exists()  # removed on the clean SIGTERM exit
     text = log.read_text()
     assert "5 jobs resumed" in text and "stopped" in text

@@ -98,9 +98,18 @@ def test_extension_zip_is_reproducible(tmp_path: Path, wheel: Path, extension_zi
         names = archive.namelist()
     assert names == sorted(set(names), key=names.index)  # no duplicates
     assert {n for n in names if n.startswith("vendor/visage_bridge/")} == {
-        f"vendor/visage_bridge/{m}" for m in install.BRIDGE_MODULES
+        f"vendor/visage_bridge/{m}" for m in (*install.BRIDGE_MODULES, *install.CONTRACT_MODULES)
     }
     assert not [n for n in names if "torch" in n or n.endswith(".pyc")]
+
+
+def test_vendored_contracts_are_the_projects(extension_zip: Path) -> None:
+    """The bundle's copies of the stdlib-only file contracts are byte-equal to ``model/files/``."""
+    project = Path(__file__).resolve().parents[2] / "model" / "files"
+    assert "output_files.py" in install.CONTRACT_MODULES
+    with zipfile.ZipFile(extension_zip) as archive:
+        for name in install.CONTRACT_MODULES:
+            assert archive.read(f"vendor/visage_bridge/{name}") == (project / name).read_bytes(), name
 
 
 @pytest.fixture

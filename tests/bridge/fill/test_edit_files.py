@@ -48,6 +48,22 @@ def test_atomic_writes_and_force(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
 
 
+def test_a_file_made_while_writing_is_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --force the check before the work is repeated, race-free, when the edit is renamed in."""
+    out = tmp_path / "cut.otio"
+    real_write = otio.adapters.write_to_file
+
+    def write_and_race(timeline: otio.schema.Timeline, filepath: str, **kwargs: object) -> None:
+        real_write(timeline, filepath, **kwargs)
+        out.write_text("the user's edit")  # appears after check_writable, before the rename
+
+    monkeypatch.setattr(otio.adapters, "write_to_file", write_and_race)
+    with pytest.raises(EditFileError, match="exists; use --force"):
+        write_edit(_timeline(), out)
+    assert out.read_text() == "the user's edit"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
+
+
 def test_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(EditFileError, match="no installed OpenTimelineIO adapter for .doc"):
         check_writable(tmp_path / "cut.doc", force=False)
