@@ -10,13 +10,16 @@ values that keep their name, ``available_range`` and the original URL (OTIO's ow
 policy drops the range, which leaves clips without a ``source_range`` with no duration).
 
 `probe_write` writes an edit to a scratch folder and reads it back, so a caller can learn before hours
-of generation whether the chosen format can hold what it is going to write.
+of generation whether the chosen format can hold what it is going to write. When a writer fails on a
+shape it is known not to hold (the FCP 7 XML writer: clips without a source range, media without an
+available range, generators that did not come from FCP XML), the error names those items.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +34,8 @@ from .media_timecode import smpte_rate
 # Adapters whose reader needs the frame rate, which their files do not record.
 _RATE_ARGUMENT = {"cmx_3600": "rate"}
 _BUNDLES = ("otioz", "otiod")
+_FCM = re.compile(r"^\s*FCM\s*:\s*(NON[\s-]*DROP|DROP)", re.IGNORECASE | re.MULTILINE)
+_EVENT_TIMECODE = re.compile(r"\b\d\d[:;.]\d\d[:;.]\d\d([:;.])\d\d\b")
 
 
 class EditFileError(ValueError):
@@ -63,6 +68,22 @@ def read_edit(path: Path, *, rate: float | None = None) -> otio.schema.Timeline:
     if len(timelines) != 1:
         raise EditFileError(f"{path}: holds {len(timelines)} timelines; expected one")
     return timelines[0]
+
+
+def drop_frame_of(path: Path) -> bool | None:
+    """Whether the edit in ``path`` counts its timecodes drop-frame, where its format records that: a
+    CMX 3600 EDL's ``FCM:`` line, else a ``;`` before the frames of its timecodes. None when the format
+    does not say (OTIO then assumes drop-frame at 29.97 and 59.94)."""
+    try:
+        if otio.adapters.from_filepath(str(path)).name != "cmx_3600":
+            return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except (otio.exceptions.NoKnownAdapterForExtensionError, OSError):
+        return None
+    fcm = _FCM.search(text)
+    if fcm is not None:
+        return not fcm.group(1).upper().startswith("NON")
+    return any(match.group(1) == ";" for match in _EVENT_TIMECODE.finditer(text))
 
 
 def check_writable(path: Path, *, force: bool) -> str:
@@ -124,7 +145,36 @@ def _write(timeline: otio.schema.Timeline, temp: Path, name: str, path: Path) ->
     try:
         otio.adapters.write_to_file(timeline, str(temp), adapter_name=name, **kwargs)
     except Exception as exc:  # adapters raise anything on shapes they do not support
-        raise EditFileError(f"{path}: cannot write as {name}: {exc}") from exc
+        reasons = _cannot_hold(timeline, name)
+        if not reasons:
+            raise EditFileError(f"{path}: cannot write as {name}: {exc}") from exc
+        listed = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        raise EditFileError(
+            f"{path}: cannot write as {name}: its writer cannot hold {listed}; write .otio or .otioz "
+            f"instead (the writer said: {exc})"
+        ) from exc
+
+
+def _cannot_hold(timeline: otio.schema.Timeline, adapter: str) -> list[str]:
+    """The items of ``timeline`` the adapter's writer is known to fail on (otio-fcp-adapter 1.0 reads a
+    clip's ``source_range`` and its reference's ``available_range``, and writes only generators that
+    carry the FCP ``effecttype`` it read), described for the user."""
+    if adapter != "fcp_xml":
+        return []
+    found = []
+    for clip in timeline.find_clips():
+        reel = (clip.metadata.get("cmx_3600") or {}).get("reel")
+        where = f"clip {clip.name!r}" + (f" (EDL reel {reel})" if reel else "")
+        ref = clip.media_reference
+        if clip.source_range is None:
+            found.append(f"{where}, which has no source range")
+        elif isinstance(ref, otio.schema.GeneratorReference):
+            if "effecttype" not in (ref.metadata.get("fcp_xml") or {}):
+                kind = ref.generator_kind or "of no kind"
+                found.append(f"{where}, a generated picture ({kind}) that did not come from FCP XML")
+        elif not isinstance(ref, otio.schema.MissingReference) and ref.available_range is None:
+            found.append(f"{where}, whose media reference has no available range")
+    return found
 
 
 def _missing_media_kept(timeline: otio.schema.Timeline) -> otio.schema.Timeline:

@@ -7,19 +7,23 @@ The run, in order (each step's rules live in the module named):
 2. list the shots of the chosen video tracks (`otio_shots`), find each shot's media file
    (`media_relink`) and where its source range falls in that file (the reference's
    ``available_range``, else the file's start timecode, `media_timecode`), and its direction;
-3. key each shot by content (`fill_manifest`); with ``resume``, shots whose result is intact are reused;
-4. generate the rest, ``jobs`` at a time, locally or on a daemon (`fill_generators`), recording each
-   finished shot in the manifest at once, so an interrupted run loses only the shots in flight;
+3. key each shot by content (`manifest`); with ``resume``, shots whose result is intact are reused;
+4. generate the rest, ``jobs`` at a time, locally or on a daemon (`generators`), checking that each
+   returned file holds its shot's length and recording it in the manifest at once, so an interrupted
+   run loses only the shots in flight;
 5. add the "Ambisonics (AmbiX)" track (`otio_ambisonics_track`) to a copy of the timeline, replacing the
-   track of an earlier fill, and write it atomically. The input file is never written.
+   track of an earlier fill (known by name and metadata, or by its clips' media: WAVs this fill made),
+   and write it atomically. The input file is never written.
 
-A shot that cannot be made (no media, a range outside the file, a bad direction, the model failed) is
-reported and left as a gap; the others go on. Generated pictures (colour, bars) are skipped.
+A shot that cannot be made (no media, a range outside the file, a bad direction, the model failed, a
+result shorter than the shot) is reported and left as a gap; the others go on. Generated pictures
+(colour, bars) are skipped; one that hides the video below it (an opaque solid) names what it hides.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,9 +36,17 @@ from opentimelineio.opentime import RationalTime
 from visage.bridge.client import JobFailed
 from visage.bridge.result_cache import file_sha256
 
-from .edit_files import check_writable, probe_write, read_edit, write_edit
+from .edit_files import check_writable, drop_frame_of, probe_write, read_edit, write_edit
 from .generators import GenerationSettings, ShotGenerator, ShotJob
-from .manifest import FillManifest, ShotOptions, ShotResult, result_file_name, seed_for, shot_key
+from .manifest import (
+    FillManifest,
+    ManifestError,
+    ShotOptions,
+    ShotResult,
+    result_file_name,
+    seed_for,
+    shot_key,
+)
 from .media_relink import MediaFinder, MediaNotFound
 from .media_timecode import read_start_timecode, timecode_origin
 from .otio_ambisonics_track import (
@@ -53,7 +65,8 @@ from .otio_shots import (
     list_shots,
 )
 
-_EPSILON_S = 1e-6  # media times this close to the file's start count as its start
+_EPSILON_S = 1e-6  # media times this close to the file's start count as its start (float error)
+_SHORT_RESULT_S = 1e-3  # a result this much shorter than its shot's media range fails the shot
 
 
 class FillError(ValueError):
@@ -145,6 +158,7 @@ class FillReport:
     start: RationalTime  # timeline time of record time 0 (global start time less the tracks' trim)
     resolve: bool
     model: str
+    drop_frame: bool | None = None  # the edit's own timecode flag (an EDL's FCM); None: it does not say
 
     @property
     def failed(self) -> list[ShotOutcome]:
@@ -233,7 +247,16 @@ def fill_edit(
     start = timeline.global_start_time or RationalTime(0, shots.rate)
     if shots.source_range is not None:  # records count in the tracks' content; a trimmed track shows
         start -= shots.source_range.start_time  # its source_range start at the timeline's start
-    return FillReport(tuple(outcomes), output, results_dir, shots.rate, start, resolve, generator.model_id)
+    return FillReport(
+        tuple(outcomes),
+        output,
+        results_dir,
+        shots.rate,
+        start,
+        resolve,
+        generator.model_id,
+        drop_frame_of(edit),
+    )
 
 
 def _prepare(
@@ -249,6 +272,9 @@ def _prepare(
     outcome = ShotOutcome(shot)
     if shot.generator:
         outcome.status, outcome.message = ShotStatus.SKIPPED, "generated picture (no camera to hear)"
+        if shot.hides:
+            hidden = ", ".join(repr(name) for name in shot.hides)
+            outcome.message += f"; it hides {hidden} below it, which get no audio here"
         return outcome
     if shot.problem:
         outcome.message = shot.problem
@@ -272,8 +298,10 @@ def _prepare(
     outcome.wav = manifest.folder.absolute() / result_file_name(shot.name, key)
     outcome.status = ShotStatus.PENDING
     if options.resume and manifest.intact(key) is not None:
-        outcome.status = ShotStatus.REUSED
-        outcome.wav = manifest.folder.absolute() / manifest.results[key].file
+        reused = manifest.folder.absolute() / manifest.results[key].file
+        if _short_result(reused, outcome.media_range_s) is not None:
+            return outcome  # made by a run that did not check lengths: generate it again
+        outcome.status, outcome.wav = ShotStatus.REUSED, reused
     return outcome
 
 
@@ -292,7 +320,10 @@ def _media_seconds(shot: Shot, media: Path) -> tuple[float, float]:
         origin = timecode_origin(timecode, rate) if timecode else RationalTime(0, rate)
         how = f"the file's start timecode {timecode}" if timecode else "the file (no start timecode)"
     start_s = (media_range.start_time - origin).to_seconds()
-    if start_s < -_EPSILON_S:
+    # Shot edges are whole frames of the timeline: a clip starting inside a frame (media at another rate,
+    # retimed nesting) has its shot start up to half a frame (times its speed) before its source in.
+    slack = 0.5 / shot.record.duration.rate * max(1.0, abs(shot.speed)) + _EPSILON_S
+    if start_s < -slack:
         try:
             source_in = otio.opentime.to_timecode(media_range.start_time, rate)
         except ValueError:  # a rate SMPTE timecode cannot express (15 fps): keep the real message
@@ -352,12 +383,17 @@ def _generate(
 
             def finished(i: int, error: Exception | None, batch: list = batch) -> None:
                 key, group = batch[i]
-                if error is None:
+                problem = (
+                    _message(error)
+                    if error is not None
+                    else _short_result(group[0].wav, group[0].media_range_s)
+                )
+                if problem is None:
                     _record(manifest, key, group, generator.model_id)
                 for outcome in group:
-                    outcome.status = ShotStatus.GENERATED if error is None else ShotStatus.FAILED
-                    outcome.message = "" if error is None else _message(error)
-                progress.finish(i, error is None)
+                    outcome.status = ShotStatus.GENERATED if problem is None else ShotStatus.FAILED
+                    outcome.message = problem or ""
+                progress.finish(i, problem is None)
 
             generator.run(job_list, progress.update, finished)
             for _, group in batch:  # a generator that forgot a job: never leave it looking pending
@@ -382,6 +418,23 @@ def _job(outcome: ShotOutcome) -> ShotJob:
         seed=outcome.seed,
         output=outcome.wav,
     )
+
+
+def _short_result(wav: Path | None, media_range_s: tuple[float, float] | None) -> str | None:
+    """Why a returned result cannot stand for its shot (unreadable, or shorter than its media range),
+    or None: the new track's clip claims the shot's whole length."""
+    import soundfile
+
+    assert wav is not None and media_range_s is not None
+    needed_s = media_range_s[1] - media_range_s[0]
+    try:
+        info = soundfile.info(str(wav))
+    except (RuntimeError, OSError) as exc:  # soundfile reports unreadable files as RuntimeError
+        return f"the result {wav.name} cannot be read: {exc}"
+    seconds = info.frames / info.samplerate
+    if seconds < needed_s - _SHORT_RESULT_S:
+        return f"the result {wav.name} holds {seconds:.3f} s of audio; the shot needs {needed_s:.3f} s"
+    return None
 
 
 def _record(manifest: FillManifest, key: str, group: list[ShotOutcome], model: str) -> None:
@@ -421,10 +474,49 @@ def _output_timeline(
         sample_rate=options.settings.sample_rate,
     )
     result = timeline.deepcopy()
-    for track in [t for t in result.tracks if isinstance(t, otio.schema.Track) and is_ambisonics_track(t)]:
+    made_by_fill = _FillResults()
+    earlier = [
+        t for t in result.tracks if isinstance(t, otio.schema.Track) and is_ambisonics_track(t, made_by_fill)
+    ]
+    for track in earlier:
         result.tracks.remove(track)
     result.tracks.append(build_ambisonics_track(shots, filled, provenance, resolve=resolve))
     return result
+
+
+class _FillResults:
+    """Tells WAVs a fill made: listed in the fill manifest of their folder, or with a ``OUT.wav.json``
+    sidecar that marks a fill result (``visage_fill``). A plain AmbiX result is not enough: a track the
+    user placed must never be taken for ours and dropped."""
+
+    def __init__(self) -> None:
+        self._listed: dict[Path, set[str]] = {}  # folder -> result file names of its manifest
+
+    def __call__(self, wav: Path) -> bool:
+        if wav.suffix.lower() != ".wav" or not wav.is_file():
+            return False
+        return wav.name in self._manifest_files(wav.parent) or _sidecar_marks_fill(wav)
+
+    def _manifest_files(self, folder: Path) -> set[str]:
+        if folder not in self._listed:
+            try:
+                self._listed[folder] = {r.file for r in FillManifest.load(folder).results.values()}
+            except ManifestError:
+                self._listed[folder] = set()
+        return self._listed[folder]
+
+
+def _sidecar_marks_fill(wav: Path) -> bool:
+    try:
+        document = json.loads(wav.with_name(wav.name + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(document, dict):
+        return False
+    request = document.get("request")
+    return document.get("visage_fill") is True or (
+        isinstance(request, dict) and request.get("visage_fill") is True
+    )
 
 
 def _check_format(preview: otio.schema.Timeline, output: Path) -> None:

@@ -15,7 +15,7 @@ and clip metadata with four source channels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,12 +110,34 @@ def build_ambisonics_track(
     return track
 
 
-def is_ambisonics_track(track: otio.schema.Track) -> bool:
-    """True for a track this module made (an earlier fill of the same edit)."""
+def is_ambisonics_track(track: otio.schema.Track, made_by_fill: Callable[[Path], bool] | None = None) -> bool:
+    """True for a track this module made (an earlier fill of the same edit).
+
+    Known by our metadata or name, or, after a format that keeps neither (FCP 7 XML drops both), by its
+    media: an audio track whose every clip plays a file for which ``made_by_fill`` is true.
+    """
     ours = track.metadata.get(NAMESPACE) if track.metadata else None
     if isinstance(ours, Mapping) and ours.get("role") == "ambisonics":
         return True
-    return track.kind == otio.schema.TrackKind.Audio and track.name == TRACK_NAME
+    if track.kind != otio.schema.TrackKind.Audio:
+        return False
+    if track.name == TRACK_NAME:
+        return True
+    clips = list(track.find_clips(shallow_search=True))
+    if made_by_fill is None or not clips:
+        return False
+    files = [_local_file(clip.media_reference) for clip in clips]
+    return all(path is not None and made_by_fill(path) for path in files)
+
+
+def _local_file(reference: otio.core.MediaReference | None) -> Path | None:
+    """The local file an external reference names (a ``file:`` URL, or a bare path as Resolve writes)."""
+    url = getattr(reference, "target_url", None)
+    if not url:
+        return None
+    if url.startswith("file:"):
+        return Path(otio.url_utils.filepath_from_url(url))
+    return None if "://" in url else Path(url)
 
 
 def _clip(item: FilledShot, provenance: Provenance, rate: float, *, resolve: bool) -> otio.schema.Clip:

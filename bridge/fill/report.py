@@ -3,7 +3,9 @@
 One bar counts shots over the whole run; under it, one bar per shot of the running batch follows that
 shot's stages (features, generate, decode, write; or the daemon's). Bars go to stderr and switch
 themselves off when it is not a terminal. The summary (shot, record range as timecode, media range,
-direction, status, output) goes to stdout, followed by one line per shot that failed or was skipped.
+direction, status, output) goes to stdout, followed by one line per shot that failed or was skipped
+and a warning when generated pictures hide video. Record timecodes keep the edit's own drop-frame
+flag where it has one (an EDL's ``FCM``).
 """
 
 from __future__ import annotations
@@ -106,6 +108,13 @@ def format_summary(report: FillReport) -> str:
     if notes:
         lines.append("problems:")
         lines.extend(notes)
+    hiding = [o for o in report.outcomes if o.shot.hides]
+    if hiding:
+        hidden = sorted({name for o in hiding for name in o.shot.hides})
+        lines.append(
+            f"warning: {len(hiding)} generated picture(s) hide video below them, which gets no audio there: "
+            + ", ".join(repr(name) for name in hidden)
+        )
     lines.append(f"wrote {report.output} (audio in {report.results_dir})")
     if report.failed:
         lines.append("failed shots have no clip (a gap); fix them and re-run with --resume to keep the rest")
@@ -121,7 +130,7 @@ def _row(report: FillReport, outcome: ShotOutcome) -> tuple[str, ...]:
     return (
         str(shot.index + 1),
         _short(shot.name),
-        _timecodes(shot.record, report.start, report.rate),
+        _timecodes(shot.record, report.start, report.rate, report.drop_frame),
         media,
         _direction(outcome),
         outcome.status.value,
@@ -129,11 +138,11 @@ def _row(report: FillReport, outcome: ShotOutcome) -> tuple[str, ...]:
     )
 
 
-def _timecodes(record: TimeRange, start: RationalTime, rate: float) -> str:
+def _timecodes(record: TimeRange, start: RationalTime, rate: float, drop_frame: bool | None) -> str:
     begin = start.rescaled_to(rate) + record.start_time
     end = begin + record.duration
     try:
-        return f"{to_timecode(begin, rate)}-{to_timecode(end, rate)}"
+        return f"{to_timecode(begin, rate, drop_frame)}-{to_timecode(end, rate, drop_frame)}"
     except ValueError:  # a rate timecode cannot express: frames
         return f"{begin.value:g}-{end.value:g} @{rate:g}"
 
