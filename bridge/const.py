@@ -30,6 +30,13 @@ MAX_ERROR_MESSAGE_CHARS = 400  # error replies are truncated to this
 MAX_PENDING_JOBS = 10_000  # accepted + queued + running; beyond it `generate` gets `queue_full`
 MIN_TOKEN_CHARS = 16
 
+# --- abuse limits -----------------------------------------------------------------------------------
+# Error replies and refusal log lines per sender host: a peer that answers our errors (or a spoofed
+# source) cannot make a loop, and a flood of bad requests cannot flood the log (rate_limit.py).
+REFUSAL_BURST = 20  # refusals a sender host may get at once ...
+REFUSALS_PER_S = 5.0  # ... and per second after that; beyond it they are counted, not answered or logged
+MAX_TRACKED_SENDERS = 1024  # hosts the limit remembers (the least recently seen is forgotten)
+
 # --- ports and service types ------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"
 # Outside the crowded defaults (8000, 9000/9001, 4001/4002, 2307) and below Linux's ephemeral range.

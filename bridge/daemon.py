@@ -93,6 +93,9 @@ class Daemon:
         routes.set_udp_factory(self._udp.route_to)
         if s.tcp_port is not None:
             self._tcp = TcpTransport(s.host, s.tcp_port, endpoint.handle_packet, endpoint.handle_frame_error)
+        endpoint.set_own_ports(
+            [self.udp_address[1]] + ([] if self.tcp_address is None else [self.tcp_address[1]])
+        )
         self._worker = Worker(self.queue, ResultCache(self._db), self.engine, s.max_batch)
         self._worker.start()
         self._udp.start()

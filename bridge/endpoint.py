@@ -3,6 +3,10 @@
 For each packet: decode (`osc_protocol.parse_packet`), check the token, resolve paths
 (`security.PathPolicy`), act on the `JobQueue`, and answer through a `routes.ReplyRoute`. Every failure
 is answered with a specific `/visage/error` and logged; nothing a client sends can stop the daemon.
+
+Nothing here can loop: replies sent to the daemon are dropped unanswered, a request may not name one of
+the daemon's own ports as its ``reply_port``, and refusals are answered and logged within a per-host
+rate limit (`rate_limit.SenderRateLimit`), so a peer that answers errors with errors gets silence.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import const
@@ -28,8 +33,10 @@ from .osc_protocol import (
     Reply,
     Request,
     Status,
+    StrayReply,
     parse_packet,
 )
+from .rate_limit import SenderRateLimit
 from .routes import ReplyRoute, RouteTable, send_reply
 from .security import PathPolicy, token_ok
 
@@ -84,52 +91,99 @@ class Endpoint:
         self._token = token
         self._model_id = model_id
         self._device = device
+        self._own_ports: frozenset[int] = frozenset()
+        self._refusals = SenderRateLimit(const.REFUSALS_PER_S, const.REFUSAL_BURST, const.MAX_TRACKED_SENDERS)
+
+    def set_own_ports(self, ports: Iterable[int]) -> None:
+        """The daemon's bound ports, which no request may name as its reply_port (it would answer itself)."""
+        self._own_ports = frozenset(ports)
 
     # -- entry points for the transports ---------------------------------------------------------
 
     def handle_packet(self, data: bytes, route: ReplyRoute, max_bytes: int) -> None:
         """Handle one datagram or TCP frame from ``route``."""
         for item in parse_packet(data, max_bytes):
-            if isinstance(item, Rejected):
+            if isinstance(item, StrayReply):
+                text = f"dropped {item.address} from {route.peer_host}: replies are never answered"
+                self._refuse(route, None, logging.DEBUG, text)
+            elif isinstance(item, Rejected):
                 self._reject(item, route)
             else:
                 self._handle_request(item, route)
 
     def handle_frame_error(self, error: RequestError, route: ReplyRoute) -> None:
         """A TCP frame that could not be delimited or unescaped."""
-        log.warning("from %s: %s", route.peer_host, error)
-        send_reply(route, Error("", error.code.value, error.message))
+        reply = Error("", error.code.value, error.message)
+        self._refuse(route, reply, logging.WARNING, f"from {route.peer_host}: {error}")
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _refuse(
+        self,
+        route: ReplyRoute,
+        reply: Error | None,
+        level: int,
+        text: str,
+        exc_info: bool = False,
+    ) -> None:
+        """Log a refusal and send ``reply`` to ``route``, unless the sender's host is over its rate limit."""
+        verdict = self._refusals.check(route.peer_host)
+        if not verdict.allowed:
+            if verdict.first_suppressed:
+                log.warning(
+                    "too many refused requests from %s: the next are neither answered nor logged for now",
+                    route.peer_host,
+                )
+            return
+        if verdict.suppressed_before:
+            log.warning(
+                "%d refused requests from %s were neither answered nor logged",
+                verdict.suppressed_before,
+                route.peer_host,
+            )
+        log.log(level, "%s", text, exc_info=exc_info)
+        if reply is not None:
+            send_reply(route, reply)
+
     def _target(self, route: ReplyRoute, reply_port: int) -> ReplyRoute:
-        return self._routes.udp_route(route.peer_host, reply_port) if reply_port else route
+        if not reply_port or reply_port in self._own_ports:
+            return route  # a rejected request naming our own port: answer the sender, never ourselves
+        return self._routes.udp_route(route.peer_host, reply_port)
 
     def _reject(self, rejected: Rejected, route: ReplyRoute) -> None:
         error = rejected.error
-        log.warning("rejected request from %s: %s", route.peer_host, error)
+        text = f"rejected request from {route.peer_host}: {error}"
         if error.code not in _PACKET_LEVEL and not token_ok(self._token, rejected.token):
-            send_reply(route, Error(rejected.job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token"))
+            refusal = Error(rejected.job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token")
+            self._refuse(route, refusal, logging.WARNING, text)
             return
-        send_reply(
-            self._target(route, rejected.reply_port), Error(rejected.job_id, error.code.value, error.message)
-        )
+        refusal = Error(rejected.job_id, error.code.value, error.message)
+        self._refuse(self._target(route, rejected.reply_port), refusal, logging.WARNING, text)
 
     def _handle_request(self, request: Request, route: ReplyRoute) -> None:
         job_id = getattr(request, "job_id", "")
+        name = type(request).__name__
         if not token_ok(self._token, request.token):
-            log.warning("unauthorized %s from %s", type(request).__name__, route.peer_host)
-            send_reply(route, Error(job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token"))
+            refusal = Error(job_id, ErrorCode.UNAUTHORIZED.value, "missing or wrong token")
+            self._refuse(route, refusal, logging.WARNING, f"unauthorized {name} from {route.peer_host}")
             return
-        target = self._target(route, request.reply_port)
+        port = request.reply_port
+        if port in self._own_ports:
+            message = f"reply_port {port} is one of this daemon's own ports; name the client's port"
+            refusal = Error(job_id, ErrorCode.BAD_VALUE.value, message)
+            self._refuse(route, refusal, logging.WARNING, f"{name} from {route.peer_host}: {message}")
+            return
+        target = self._target(route, port)
         try:
             reply = self._dispatch(request, target)
         except RequestError as error:
-            log.warning("%s %s from %s: %s", type(request).__name__, job_id, route.peer_host, error)
-            reply = Error(error.job_id or job_id, error.code.value, error.message)
+            refusal = Error(error.job_id or job_id, error.code.value, error.message)
+            self._refuse(target, refusal, logging.WARNING, f"{name} {job_id} from {route.peer_host}: {error}")
+            return
         except Exception as exc:
-            log.exception("internal error handling %s", type(request).__name__)
-            reply = Error(job_id, ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}")
+            refusal = Error(job_id, ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}")
+            self._refuse(target, refusal, logging.ERROR, f"internal error handling {name}", exc_info=True)
+            return
         if reply is not None:
             send_reply(target, reply)
 

@@ -14,7 +14,7 @@ class ErrorCode(str, Enum):
     UNKNOWN_ADDRESS = "unknown_address"
     BAD_ARITY = "bad_arity"  # wrong number of arguments
     BAD_TYPE = "bad_type"  # an argument of the wrong OSC type
-    BAD_VALUE = "bad_value"  # right type, impossible value (NaN, port 70000, ...)
+    BAD_VALUE = "bad_value"  # right type, impossible value (NaN, port 70000, reply_port = the daemon's own)
     # request semantics
     UNAUTHORIZED = "unauthorized"  # token missing or wrong
     BAD_ID = "bad_id"

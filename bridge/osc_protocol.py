@@ -22,6 +22,9 @@ Replies (daemon -> client, to the sender or to ``reply_port`` on the sender's ho
     /visage/error     s job_id, s code, s message
 
 Numbers are accepted as i, h, f or d; ``end`` < 0 or nil (N) means "to the end of the media".
+
+A message at a reply address is never answered (`StrayReply`): a daemon answering replies would loop
+with itself or with another daemon.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ ACCEPTED = f"{const.ADDRESS_PREFIX}/accepted"
 PROGRESS = f"{const.ADDRESS_PREFIX}/progress"
 DONE = f"{const.ADDRESS_PREFIX}/done"
 ERROR = f"{const.ADDRESS_PREFIX}/error"
+REPLY_ADDRESSES = frozenset({PONG, ACCEPTED, PROGRESS, DONE, ERROR})
 
 _JOB_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{1,{const.MAX_JOB_ID_CHARS}}}")
 _INT32_MAX = 2**31 - 1
@@ -191,6 +195,13 @@ class Rejected:
     @property
     def job_id(self) -> str:
         return self.error.job_id
+
+
+@dataclass(frozen=True)
+class StrayReply:
+    """A message at a reply address, sent to the daemon: dropped without an answer (see the docstring)."""
+
+    address: str
 
 
 Request = Ping | Generate | Cancel | Status
@@ -473,11 +484,11 @@ def _salvage(address: str, args: Sequence[Any], error: RequestError) -> Rejected
     return Rejected(error.with_job_id(job_id), reply_port=reply_port, token=token)
 
 
-def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected]:
+def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected | StrayReply]:
     """Decode one datagram (or TCP frame) holding an OSC message or bundle into requests.
 
-    Never raises: anything wrong becomes a `Rejected` with a specific code. Bundle time tags are
-    ignored (requests run as soon as they are queued).
+    Never raises: anything wrong becomes a `Rejected` with a specific code, a reply a `StrayReply`.
+    Bundle time tags are ignored (requests run as soon as they are queued).
 
     Args:
         data: the raw packet.
@@ -507,9 +518,12 @@ def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected]:
             f"bundle holds {len(messages)} messages, limit {const.MAX_MESSAGES_PER_PACKET}",
         )
         return [Rejected(error)]
-    out: list[Request | Rejected] = []
+    out: list[Request | Rejected | StrayReply] = []
     for message in messages:
         address, args = message.address, list(message.params)
+        if address in REPLY_ADDRESSES:
+            out.append(StrayReply(address))
+            continue
         try:
             out.append(decode_request(address, args))
         except RequestError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,8 +30,6 @@ from bridge_fixtures import (  # noqa: F401
     verify_no_leaks,
     write_media,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from visage.bridge import const
@@ -52,6 +51,7 @@ from visage.bridge.osc_protocol import (
     Reply,
     Status,
     decode_reply,
+    encode_reply,
     encode_request,
 )
 from visage.bridge.security import SettingsError
@@ -86,10 +86,10 @@ def client(daemon: Daemon) -> Iterator[VisageClient]:
 class RawUdp:
     """A bare UDP peer: sends bytes, reads replies; no retries, so every reply is counted."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
         self.target = target
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 
     @property
@@ -103,13 +103,22 @@ class RawUdp:
         self.sock.settimeout(timeout_s)
         return decode_reply(self.sock.recv(65535))
 
+    def silent(self, timeout_s: float = 0.3) -> bool:
+        """True if nothing arrives for ``timeout_s``."""
+        self.sock.settimeout(timeout_s)
+        try:
+            self.sock.recv(65535)
+        except TimeoutError:
+            return True
+        return False
+
     def close(self) -> None:
         self.sock.close()
 
 
 @contextlib.contextmanager
-def raw_udp(target: tuple[str, int]) -> Iterator[RawUdp]:
-    peer = RawUdp(target)
+def raw_udp(target: tuple[str, int], host: str = "127.0.0.1") -> Iterator[RawUdp]:
+    peer = RawUdp(target, host)
     try:
         yield peer
     finally:
@@ -588,31 +597,6 @@ def test_bad_tcp_frames_get_error_replies_on_the_same_connection(daemon: Daemon)
         assert isinstance(next_reply(), Pong)
 
 
-def test_fuzzed_datagrams_never_stop_the_daemon(daemon: Daemon) -> None:
-    with raw_udp(daemon.udp_address) as peer:
-
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(
-            st.binary(max_size=400)
-            | st.builds(
-                lambda s, b: message("/visage/" + s, b),
-                st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=8),
-                st.binary(min_size=1, max_size=16),
-            )
-        )
-        def send(data: bytes) -> None:
-            peer.send(data)
-            assert isinstance(peer.receive(), (Error, Pong, Accepted))
-
-        send()
-        peer.sock.settimeout(0.2)
-        with contextlib.suppress(TimeoutError):
-            while True:
-                peer.sock.recv(65535)  # drain stragglers (a fuzzed bundle may hold several messages)
-        peer.send(encode_request(Ping()))
-        assert isinstance(peer.receive(), Pong)
-
-
 # ------------------------------------------------------------------------------------------------
 # the submit command
 
@@ -658,3 +642,114 @@ def test_settings_defaults_are_safe(tmp_path: Path) -> None:
         settings_.host == "127.0.0.1" and settings_.token is None and settings_.allow_dirs == (Path.home(),)
     )
     assert DaemonAddress("h", 1).source == ""
+
+
+# ------------------------------------------------------------------------------------------------
+# nothing loops: replies are never answered, a daemon never replies to itself, refusals are rate-limited
+
+
+def _quiet_window(caplog: pytest.LogCaptureFixture, seconds: float = 0.5) -> tuple[int, float]:
+    """(log records, process CPU seconds) over ``seconds`` in which nobody sends the daemon anything."""
+    time.sleep(0.1)  # let answers already on their way land
+    caplog.clear()
+    cpu = time.process_time()
+    time.sleep(seconds)
+    return len(caplog.records), time.process_time() - cpu
+
+
+QUIET_CPU_S = 0.15  # a reply loop burns most of a core; an idle daemon's pollers a few ms per 0.5 s
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["open", "token"])
+def test_a_request_naming_the_daemons_own_port_is_refused_and_nothing_loops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, token: str | None
+) -> None:
+    caplog.set_level(logging.INFO)
+    with Daemon(fake_settings(tmp_path, token=token), fast_engine()) as d, raw_udp(d.udp_address) as peer:
+        assert d.tcp_address is not None
+        for port in (d.udp_address[1], d.tcp_address[1]):
+            peer.send(encode_request(Ping(1, port, token or "")))
+            reply = peer.receive()  # to the sender: never to the daemon itself
+            assert isinstance(reply, Error) and reply.code == ErrorCode.BAD_VALUE.value, reply
+            assert str(port) in reply.message
+        # a request that fails to decode keeps its reply_port for the error: not when it is ours
+        bad_pitch = ["j", "/m.mp4", 0.0, 1.0, 0.0, 99.0, "{}", d.udp_address[1], *([token] if token else [])]
+        peer.send(message("/visage/generate", *bad_pitch))
+        reply = peer.receive()
+        assert isinstance(reply, Error) and reply.code == ErrorCode.BAD_DIRECTION.value, reply
+        records, cpu = _quiet_window(caplog)
+        assert records == 0 and cpu < QUIET_CPU_S, (records, cpu, caplog.text[-2000:])
+        peer.send(encode_request(Ping(1, 0, token or "")))
+        assert isinstance(peer.receive(), Pong)
+
+
+def test_replies_sent_to_the_daemon_are_never_answered(daemon: Daemon) -> None:
+    replies: list[Reply] = [
+        Pong(1, "fake-1", "cpu", 0, 0),
+        Accepted("j", 0),
+        Progress("j", 0.5, "decoding"),
+        Done("j", "/o/x.wav", "/o/x.wav.json", False),
+        Error("j", "unknown_address", "unknown address '/visage/pong'"),
+    ]
+    with raw_udp(daemon.udp_address) as peer:
+        for reply in replies:
+            peer.send(encode_reply(reply))
+        assert peer.silent()
+        peer.send(encode_request(Ping()))
+        assert isinstance(peer.receive(), Pong)
+
+
+def test_two_daemons_pointed_at_each_other_stay_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with (
+        Daemon(fake_settings(tmp_path / "a"), fast_engine()) as a,
+        Daemon(fake_settings(tmp_path / "b"), fast_engine()) as b,
+        raw_udp(a.udp_address) as peer,
+    ):
+        for first, second in ((a, b), (b, a)):
+            peer.target = first.udp_address
+            other = second.udp_address[1]
+            peer.send(encode_request(Ping(1, other)))  # first's pong goes to second
+            peer.send(message("/visage/status", "nobody", other))  # first's unknown_job error goes to second
+            peer.send(message("/visage/generate", "j", "/m.mp4", 0.0, 1.0, 0.0, 99.0, "{}", other))
+        records, cpu = _quiet_window(caplog)
+        assert records == 0 and cpu < QUIET_CPU_S, (records, cpu, caplog.text[-2000:])
+        assert peer.silent(0.05)  # nothing was sent back to the peer itself
+        for running in (a, b):
+            peer.target = running.udp_address
+            peer.send(encode_request(Ping()))
+            assert isinstance(peer.receive(), Pong)
+
+
+def test_refusals_are_rate_limited_per_sender_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    burst, rate = 5, 2.0
+    monkeypatch.setattr(const, "REFUSAL_BURST", burst)
+    monkeypatch.setattr(const, "REFUSALS_PER_S", rate)
+    caplog.set_level(logging.INFO)
+    with Daemon(fake_settings(tmp_path), fast_engine()) as d, raw_udp(d.udp_address) as noisy:
+        started = time.monotonic()
+        for _ in range(200):
+            noisy.send(b"not osc")
+        answered = 0
+        while not noisy.silent(0.3):
+            answered += 1
+        elapsed = time.monotonic() - started
+        assert burst <= answered <= burst + rate * elapsed + 1, (answered, elapsed)
+        refusals = [r for r in caplog.records if r.name == "visage.bridge.endpoint"]
+        assert len(refusals) <= answered + 1, caplog.text  # + one "too many refused requests" line
+        noisy.send(encode_request(Ping()))  # answers that are not refusals are not limited
+        assert isinstance(noisy.receive(), Pong)
+        try:
+            other = RawUdp(d.udp_address, host="127.0.0.2")  # another host on the loopback network
+        except OSError:
+            pytest.skip("127.0.0.2 cannot be bound here")
+        try:
+            other.send(b"not osc")
+            reply = other.receive()
+            assert isinstance(reply, Error) and reply.code == ErrorCode.MALFORMED.value
+        finally:
+            other.close()

@@ -29,6 +29,7 @@ from visage.bridge.osc_protocol import (
     Progress,
     Rejected,
     Status,
+    StrayReply,
     decode_reply,
     encode_reply,
     encode_request,
@@ -299,6 +300,18 @@ def _as_message(data: bytes):  # type: ignore[no-untyped-def]
     return OscMessage(data)
 
 
+@pytest.mark.parametrize(("reply", "golden"), GOLDEN_REPLIES)
+def test_a_reply_sent_to_the_daemon_is_stray_never_a_request(reply, golden: bytes) -> None:
+    address = golden[: golden.index(b"\x00")].decode()
+    assert parse_packet(golden, 8192) == [StrayReply(address)]
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for data in (golden, encode_request(Ping(1, 0))):
+        bundle.add_content(_as_message(data))
+    assert parse_packet(bundle.build().dgram, 8192) == [StrayReply(address), Ping(1, 0)]
+    wrong_shape = _message(address, 1.5)  # a reply address with any arguments is still a reply
+    assert parse_packet(wrong_shape, 8192) == [StrayReply(address)]
+
+
 def test_reply_limits() -> None:
     long = Error("j", "engine_error", "x" * 10_000)
     decoded = decode_reply(encode_reply(long))
@@ -336,7 +349,7 @@ def _check_never_raises(data: bytes) -> None:
         if isinstance(result, Rejected):
             assert result.error.code in _CODES and result.error.message
         else:
-            assert isinstance(result, (Ping, Generate, Cancel, Status))
+            assert isinstance(result, (Ping, Generate, Cancel, Status, StrayReply))
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
