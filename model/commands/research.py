@@ -96,7 +96,8 @@ def run_dataset(args: argparse.Namespace) -> int:
         from visage.model.dataset.direction_table import read_clip_table
         from visage.model.environment import quiet_libraries
         from visage.model.features.vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
-        from visage.model.inference.pipeline import resolve_device, tiny_random_folder
+        from visage.model.inference.device_choice import resolve_device
+        from visage.model.inference.tiny_random_bundle import tiny_random_folder
 
         quiet_libraries()
 

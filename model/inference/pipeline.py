@@ -48,9 +48,11 @@ from visage.model.network.checkpoint import DEFAULT_REPO_ID, load_pretrained
 from visage.model.network.generation import Guidance, generate
 from visage.model.network.visage import Visage
 
+from .device_choice import resolve_device, resolve_dtype
+from .tiny_random_bundle import TINY_RANDOM, tiny_random_folder
+
 log = logging.getLogger(__name__)
 
-TINY_RANDOM = "tiny-random"
 PACKAGE_VERSION = "0.1.0"
 
 # Share of a request's progress spent in each stage (for progress bars).
@@ -133,49 +135,6 @@ class _Plan:
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` = CUDA if present, else Apple's MPS, else the CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` = bf16 on a CUDA GPU that supports it (fast; not bit-equal to official fp32), else fp32."""
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-
-
-def tiny_random_folder(root: Path | None = None) -> Path:
-    """Build (once) the offline ``tiny-random`` models: ViSAGe, CLIP and DAC with seeded random weights."""
-    from visage.model.audio.codec import build_tiny_random_dac
-    from visage.model.features.vision import build_tiny_random_clip
-    from visage.model.network.tiny_random import write_tiny_random_visage
-
-    base = root or Path(os.environ.get("VISAGE_CACHE_DIR") or _user_cache()) / "tiny-random-v1"
-    if (base / "complete").exists():
-        return base
-    base.mkdir(parents=True, exist_ok=True)
-    write_tiny_random_visage(base / "visage")
-    build_tiny_random_clip(base / "clip")
-    build_tiny_random_dac(base / "dac.pth")
-    (base / "complete").write_text("tiny random ViSAGe + CLIP + DAC; their output is noise\n")
-    return base
-
-
-def _user_cache() -> str:
-    from platformdirs import user_cache_dir
-
-    return user_cache_dir("visage")
 
 
 def validate_request(request: GenerationRequest) -> tuple[float, float]:
