@@ -3,7 +3,8 @@ already-loaded engine; starts them in order and stops them in reverse.
 
 Start: lock the state folder, open the database, resume every unfinished job, start the worker, bind
 UDP then TCP, write ``daemon.json``, advertise. Stop (SIGINT/SIGTERM or `stop`): unadvertise, stop
-reading requests, let the worker finish or re-queue its batch, close sockets, remove ``daemon.json``.
+reading requests, let the worker finish or re-queue its batch, close sockets, remove ``daemon.json`` (only
+the one this daemon wrote: a second daemon refused on a busy state folder leaves the first one's alone).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .result_cache import ResultCache
 from .routes import RouteTable
 from .security import PathPolicy
 from .settings import BridgeSettings
-from .state_dir import EndpointInfo, StateDirLock, remove_endpoint, write_endpoint
+from .state_dir import EndpointInfo, StateDirLock, remove_own_endpoint, write_endpoint
 from .transport import TcpTransport, UdpTransport
 from .worker import Worker
 
@@ -54,6 +55,7 @@ class Daemon:
         self._udp: UdpTransport | None = None
         self._tcp: TcpTransport | None = None
         self._advertiser: Advertiser | None = None
+        self._endpoint: EndpointInfo | None = None  # what this daemon wrote to daemon.json
         self._stop_requested = threading.Event()
         self._stopped = False
         self.queue: JobQueue | None = None
@@ -101,19 +103,17 @@ class Daemon:
         self._udp.start()
         if self._tcp is not None:
             self._tcp.start()
-        write_endpoint(
-            s.endpoint_path,
-            EndpointInfo(
-                pid=os.getpid(),
-                host=_client_host(self.udp_address[0]),
-                udp_port=self.udp_address[1],
-                tcp_port=None if self.tcp_address is None else self.tcp_address[1],
-                model_id=self.engine.model_id,
-                device=self.engine.device,
-                protocol_version=const.PROTOCOL_VERSION,
-                auth="token" if s.token else "none",
-            ),
+        self._endpoint = EndpointInfo(
+            pid=os.getpid(),
+            host=_client_host(self.udp_address[0]),
+            udp_port=self.udp_address[1],
+            tcp_port=None if self.tcp_address is None else self.tcp_address[1],
+            model_id=self.engine.model_id,
+            device=self.engine.device,
+            protocol_version=const.PROTOCOL_VERSION,
+            auth="token" if s.token else "none",
         )
+        write_endpoint(s.endpoint_path, self._endpoint)
         log.info(
             "serving %s on udp %s tcp %s (state %s; %d jobs resumed, %d old jobs pruned)",
             self.engine.model_id,
@@ -152,7 +152,8 @@ class Daemon:
             self._tcp.close()
         if self._udp is not None:
             self._udp.close()
-        remove_endpoint(self.settings.endpoint_path)
+        if self._endpoint is not None:
+            remove_own_endpoint(self.settings.endpoint_path, self._endpoint)
         if self._db is not None:
             self._db.close()
         close = getattr(self.engine, "close", None)

@@ -83,16 +83,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_endpoint(path: Path) -> EndpointInfo | None:
-    """The endpoint file's content if it exists and its process is alive, else None."""
+def _load_endpoint(path: Path) -> EndpointInfo | None:
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
-        info = EndpointInfo(**raw)
+        return EndpointInfo(**raw)
     except (OSError, ValueError, TypeError):
         return None
-    return info if _pid_alive(info.pid) else None
 
 
-def remove_endpoint(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+def read_endpoint(path: Path) -> EndpointInfo | None:
+    """The endpoint file's content if it exists and its process is alive, else None."""
+    info = _load_endpoint(path)
+    return info if info is not None and _pid_alive(info.pid) else None
+
+
+def remove_own_endpoint(path: Path, mine: EndpointInfo) -> None:
+    """Remove the endpoint file if it still describes ``mine``: another daemon's is not ours to remove."""
+    if _load_endpoint(path) == mine:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -34,7 +34,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from visage.bridge import const
 from visage.bridge.cli import add_serve_arguments, add_submit_arguments, run_serve, run_submit
-from visage.bridge.client import DaemonAddress, JobFailed, VisageClient
+from visage.bridge.client import DaemonAddress, JobFailed, VisageClient, find_daemon
 from visage.bridge.daemon import Daemon
 from visage.bridge.errors import ErrorCode
 from visage.bridge.fake_engine import FakeEngine, FakeSettings
@@ -753,3 +753,23 @@ def test_refusals_are_rate_limited_per_sender_host(
             assert isinstance(reply, Error) and reply.code == ErrorCode.MALFORMED.value
         finally:
             other.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the endpoint file belongs to the daemon that wrote it
+
+
+def test_a_refused_second_daemon_leaves_the_first_ones_endpoint_file(
+    daemon: Daemon, client: VisageClient, tmp_path: Path
+) -> None:
+    endpoint = daemon.settings.endpoint_path
+    before = endpoint.read_bytes()
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    state = str(daemon.settings.state_dir)
+    argv = ["--port", "0", "--tcp-port", "0", "--state-dir", state, "--model", "fake", "--no-zeroconf"]
+    assert run_serve(parser.parse_args([*argv, "--allow-dir", str(tmp_path)])) == 2  # busy state folder
+    assert endpoint.read_bytes() == before
+    found = find_daemon("auto", state_dir=daemon.settings.state_dir, zeroconf=False)
+    assert (found.host, found.port) == daemon.udp_address
+    assert client.ping().model_id == "fake-1"
