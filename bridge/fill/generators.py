@@ -1,9 +1,10 @@
-"""Where `visage fill` gets its audio: the generate pipeline in this process, or a running daemon.
+"""Where `visage fill` gets its audio: the daemon's engine in this process, or a running daemon.
 
 Both take a batch of `ShotJob` values and report each job's progress and end through callbacks, so the
 fill loop can record a finished shot the moment its file is complete. ``--jobs N`` is the batch: N shots
-share one pipeline call (their 5-s windows are generated together), or N jobs are queued on the daemon
-at once (it batches them on its GPU). Only `LocalGenerator` imports torch, and only when it loads.
+share one engine call (their 5-s windows are generated together), or N jobs are queued on the daemon
+at once (it batches them on its GPU). Both send the same `GenerateSpec` options, so a shot is made,
+refused and recorded alike either way. Only `LocalGenerator` imports torch, and only when it loads.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed, VisageClient
+from visage.bridge.engine import Engine, GenerateSpec, JobDone
 from visage.bridge.osc_protocol import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +27,14 @@ FinishedCallback = Callable[[int, "Exception | None"], None]  # (job index in ba
 
 class GeneratorUnavailable(RuntimeError):
     """The model could not be loaded (missing weights offline, bad checkpoint, no such device)."""
+
+
+class ShotFailed(RuntimeError):
+    """The engine in this process failed a shot; ``code`` is the error code a daemon would send."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -72,15 +82,29 @@ class ShotGenerator(Protocol):
         ...  # pragma: no cover
 
 
+_LOCAL_METADATA = {"visage_fill": True}  # recorded under "request" in each sidecar made in this process
+
+
+def engine_options(settings: GenerationSettings) -> dict[str, object]:
+    """The engine options of every shot (``GenerateSpec.extra``), sent to a daemon or the local engine."""
+    extra: dict[str, object] = {"binaural_preview": False}  # the edit references the AmbiX files only
+    if settings.guidance_mode != "joint":
+        extra["guidance_mode"] = settings.guidance_mode
+    if settings.subtype == "FLOAT":
+        extra["format"] = "float"
+    return extra
+
+
 class LocalGenerator:
-    """Runs the generate pipeline in this process (loaded on the first batch unless given).
+    """Runs the daemon's engine (``visage serve``'s `VisageEngine`) in this process, loaded on the first
+    batch unless a pipeline is given.
 
     Args:
         settings: guidance, sample rate and format.
-        checkpoint: what `VideoToAmbisonics.load` loads: a repo id or folder, ``tiny-random`` for the
-            offline test models, None for the released checkpoint.
+        checkpoint: what the engine factory loads: a repo id or folder, ``tiny-random`` for the offline
+            test models, None for the released checkpoint.
         device: torch device (``auto``, ``cpu``, ``cuda``, ...).
-        pipeline: an already loaded pipeline (tests share one per session).
+        pipeline: an already loaded pipeline to wrap in the engine (tests share one per session).
     """
 
     def __init__(
@@ -97,72 +121,60 @@ class LocalGenerator:
             checkpoint = DEFAULT_REPO_ID
         self.settings = settings
         self.device = device
-        self._pipeline = pipeline
         self.model_id: str = pipeline.checkpoint if pipeline is not None else str(checkpoint)
+        self._engine: Engine | None = None
+        if pipeline is not None:
+            from visage.model.inference.daemon_engine import VisageEngine
 
-    def pipeline(self) -> VideoToAmbisonics:
-        """The loaded pipeline (loads it on first use).
+            self._engine = VisageEngine(pipeline, self.model_id, metadata=_LOCAL_METADATA)
+
+    def engine(self) -> Engine:
+        """The loaded engine (loads it on first use).
 
         Raises:
             GeneratorUnavailable: loading failed; the message says why.
         """
-        if self._pipeline is None:
-            from visage.model.inference.pipeline import VideoToAmbisonics
+        if self._engine is None:
+            from visage.model.inference.daemon_engine import create_engine
 
             try:
-                self._pipeline = VideoToAmbisonics.load(self.model_id, device=self.device)
+                self._engine = create_engine(self.model_id, self.device, metadata=_LOCAL_METADATA)
             except Exception as exc:  # weights, network, device: one line for the user
                 raise GeneratorUnavailable(f"cannot load {self.model_id}: {exc}") from exc
-        return self._pipeline
+        return self._engine
 
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
-        from visage.model.features.direction import CameraDirection, DirectionSource, load_direction_curve
-        from visage.model.inference.pipeline import GenerationOutput, GenerationRequest
-        from visage.model.network.generation import Guidance
-
-        requests: list[GenerationRequest] = []
-        index: list[int] = []  # job index of each request
-        for i, job in enumerate(jobs):
-            try:
-                direction: DirectionSource = (
-                    load_direction_curve(job.curve)
-                    if job.curve is not None
-                    else CameraDirection(job.yaw_deg, job.pitch_deg)
-                )
-                guidance = Guidance(self.settings.guidance_mode, self.settings.guidance_scale)
-            except (ValueError, OSError) as exc:  # DirectionError is a ValueError
-                finished(i, exc)
-                continue
-            requests.append(
-                GenerationRequest(
-                    media=job.media,
-                    start=job.start_s,
-                    end=job.end_s,
-                    direction=direction,
-                    guidance=guidance,
-                    seed=job.seed,
-                    output=job.output,
-                    sample_rate=self.settings.sample_rate,
-                    subtype=self.settings.subtype,
-                    overwrite=True,  # the file name is the shot's content key: same key, same audio
-                    metadata={"visage_fill": True},
-                )
+        engine = self.engine()
+        extra = engine_options(self.settings)
+        specs = [
+            GenerateSpec(
+                media=job.media,
+                start=job.start_s,
+                end=job.end_s,
+                yaw=job.yaw_deg,
+                pitch=job.pitch_deg,
+                direction_curve=job.curve,
+                guidance=self.settings.guidance_scale,
+                seed=job.seed,
+                sample_rate=self.settings.sample_rate,
+                output=job.output,  # replaced if there: its name is the shot's key (same key, same audio)
+                extra=extra,
             )
-            index.append(i)
-        if not requests:
-            return
+            for job in jobs
+        ]
         reported: set[int] = set()
 
-        def on_progress(j: int, fraction: float, stage: str) -> None:
-            progress(index[j], fraction, stage)
-            if stage == "write" and fraction >= 1.0 and j not in reported:
-                reported.add(j)  # the pipeline reports "write" 1.0 once the file is in place
-                finished(index[j], None)
+        def on_progress(i: int, fraction: float, stage: str) -> None:
+            progress(i, fraction, stage)
+            if stage == "write" and fraction >= 1.0 and i not in reported:
+                reported.add(i)  # the pipeline reports "write" 1.0 once the file is in place
+                finished(i, None)
 
-        results = self.pipeline().generate(requests, progress=on_progress)
-        for j, result in enumerate(results):
-            if j not in reported:
-                finished(index[j], None if isinstance(result, GenerationOutput) else result)
+        outcomes = engine.run_batch(specs, on_progress, lambda i: False)
+        for i, outcome in enumerate(outcomes):
+            if i not in reported:
+                error = None if isinstance(outcome, JobDone) else ShotFailed(outcome.code, outcome.message)
+                finished(i, error)
 
 
 class DaemonGenerator:
@@ -197,11 +209,7 @@ class DaemonGenerator:
         return VisageClient(self.address, token=self.token, timeout_s=self.timeout_s)
 
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
-        extra: dict[str, object] = {"binaural_preview": False}  # the edit references the AmbiX files only
-        if self.settings.guidance_mode != "joint":
-            extra["guidance_mode"] = self.settings.guidance_mode
-        if self.settings.subtype == "FLOAT":
-            extra["format"] = "float"
+        extra = engine_options(self.settings)
         ended: set[int] = set()
 
         def end(i: int, error: Exception | None) -> None:

@@ -136,40 +136,35 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from visage.model.features.direction import CameraDirection, DirectionError, load_direction_curve
-
-    try:
-        direction = (
-            load_direction_curve(args.direction_curve)
-            if args.direction_curve
-            else CameraDirection(args.yaw, args.pitch)
-        )
-    except (DirectionError, OSError) as exc:
-        return command_error("generate", exc)
-
     from tqdm import tqdm
 
     from visage.model.environment import quiet_libraries
-    from visage.model.inference.pipeline import GenerationRequest, VideoToAmbisonics, validate_request
+    from visage.model.inference.job_request import JobOptions, job_request
+    from visage.model.inference.pipeline import VideoToAmbisonics, validate_request
     from visage.model.network.checkpoint import DEFAULT_REPO_ID
-    from visage.model.network.generation import Guidance
 
     try:
-        request = GenerationRequest(
-            media=Path(args.video),
+        request = job_request(
+            Path(args.video),
+            output=Path(args.output),
             start=args.start,
             end=args.end,
-            direction=direction,
-            guidance=Guidance(args.guidance_mode, args.guidance, args.direction_scale),
+            yaw_deg=args.yaw,
+            pitch_deg=args.pitch,
+            direction_curve=args.direction_curve,
+            guidance_scale=args.guidance,
             seed=args.seed,
-            output=Path(args.output),
             sample_rate=args.sample_rate,
-            subtype="FLOAT" if args.format == "float" else "PCM_24",
             overwrite=args.force,
-            top_k=args.top_k,
-            temperature=args.temperature,
-            binaural_preview=args.binaural_preview,
-            loudness_target=args.loudness,
+            options=JobOptions(
+                guidance_mode=args.guidance_mode,
+                direction_scale=args.direction_scale,
+                format=args.format,
+                top_k=args.top_k,
+                temperature=args.temperature,
+                binaural_preview=args.binaural_preview,
+                loudness_target=args.loudness,
+            ),
         )
         validate_request(request)  # before the slow part: model loading
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID

@@ -19,81 +19,62 @@ from typing import Any
 
 from visage.bridge.engine import GenerateSpec, JobDone, JobFailed, JobOutcome, cancelled_outcome
 from visage.model.audio.loudness import LoudnessError
-from visage.model.features.direction import CameraDirection, DirectionError, load_direction_curve
+from visage.model.features.direction import DirectionError
 from visage.model.files.audio_io import OutputExistsError
 from visage.model.files.video_io import RangeError, VideoError
 from visage.model.network.checkpoint import DEFAULT_REPO_ID
-from visage.model.network.generation import GUIDANCE_MODES, Guidance
 
-from .pipeline import TINY_RANDOM, GenerationCancelled, GenerationOutput, GenerationRequest, VideoToAmbisonics
+from .job_request import BadOption, JobOptions, job_request
+from .pipeline import GenerationCancelled, GenerationOutput, GenerationRequest, VideoToAmbisonics
+from .tiny_random_bundle import TINY_RANDOM
 
 log = logging.getLogger(__name__)
 
-_FORMATS = {"pcm24": "PCM_24", "float": "FLOAT"}
-ENGINE_OPTIONS = (
-    "guidance_mode",
-    "direction_scale",
-    "format",
-    "top_k",
-    "temperature",
-    "binaural_preview",
-    "loudness_target",
-)
-
-
-class BadOption(ValueError):
-    """An engine option of a request has the wrong type or value."""
+# A daemon job writes a headphone preview unless it says otherwise; hosts place it for monitoring.
+DAEMON_OPTIONS = JobOptions(binaural_preview=True)
 
 
 class VisageEngine:
-    """Runs batches of daemon jobs through one loaded :class:`VideoToAmbisonics`."""
+    """Runs batches of daemon jobs through one loaded :class:`VideoToAmbisonics`.
 
-    def __init__(self, pipeline: VideoToAmbisonics, model_id: str) -> None:
+    Args:
+        pipeline: the loaded models.
+        model_id: names the weights (result-cache keys, ``ping``).
+        metadata: keys recorded under ``request`` in every sidecar; default ``{"daemon_model_id": ...}``.
+    """
+
+    def __init__(
+        self, pipeline: VideoToAmbisonics, model_id: str, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.model_id = model_id
         self.device = str(pipeline.device)
+        self.metadata = dict(metadata) if metadata is not None else {"daemon_model_id": model_id}
 
     def batch_key(self, spec: GenerateSpec) -> Hashable:
         """Jobs share a GPU call when they sample the same way (the pipeline batches their windows)."""
         try:
             request = self.request(spec)
-        except (BadOption, DirectionError, OSError):
+        except (ValueError, OSError):  # BadOption, DirectionError, an unreadable curve file
             return ("invalid", id(spec))  # fails alone in run_batch, with its own message
         return (request.guidance, request.top_k, request.temperature)
 
     def request(self, spec: GenerateSpec) -> GenerationRequest:
         """The pipeline request for a job (raises :class:`BadOption` / :class:`DirectionError`)."""
-        extra = spec.extra
-        unknown = sorted(set(extra) - set(ENGINE_OPTIONS))
-        if unknown:
-            raise BadOption(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(ENGINE_OPTIONS)}")
-        mode = _option(extra, "guidance_mode", str, "joint")
-        if mode not in GUIDANCE_MODES:
-            raise BadOption(f"option guidance_mode must be one of {', '.join(GUIDANCE_MODES)}, got {mode!r}")
-        fmt = _option(extra, "format", str, "pcm24")
-        if fmt not in _FORMATS:
-            raise BadOption(f"option format must be pcm24 or float, got {fmt!r}")
-        direction = (
-            load_direction_curve(spec.direction_curve)
-            if spec.direction_curve is not None
-            else CameraDirection(spec.yaw, spec.pitch)
-        )
-        return GenerationRequest(
-            media=spec.media,
+        return job_request(
+            spec.media,
+            output=spec.output,
             start=spec.start,
             end=spec.end,
-            direction=direction,
-            guidance=Guidance(mode, spec.guidance, _option(extra, "direction_scale", float, None)),
+            yaw_deg=spec.yaw,
+            pitch_deg=spec.pitch,
+            direction_curve=spec.direction_curve,
+            guidance_scale=spec.guidance,
             seed=spec.seed,
-            output=spec.output,
             sample_rate=spec.sample_rate,
-            subtype=_FORMATS[fmt],
             overwrite=True,  # the daemon refused existing outputs when it accepted the job
-            top_k=_option(extra, "top_k", int, 256),
-            temperature=_option(extra, "temperature", float, 1.0),
-            metadata={"daemon_model_id": self.model_id},
-            binaural_preview=_option(extra, "binaural_preview", bool, True),
-            loudness_target=_option(extra, "loudness_target", float, None),
+            options=JobOptions.from_json(spec.extra, DAEMON_OPTIONS),
+            metadata=self.metadata,
         )
 
     def run_batch(
@@ -147,17 +128,6 @@ def _outcome(result: GenerationOutput | Exception) -> JobOutcome:
     return JobFailed("engine_error", f"{type(result).__name__}: {result}")
 
 
-def _option(extra: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
-    if key not in extra:
-        return default
-    value = extra[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise BadOption(f"option {key} must be a {kind.__name__}, got {value!r}")
-    return value
-
-
 def model_identity(checkpoint: str, folder: Path | None) -> str:
     """A model id for the result cache: the checkpoint name plus a digest of its resolved folder
     (a Hugging Face snapshot folder names its commit, so a new release gets a new id)."""
@@ -167,9 +137,10 @@ def model_identity(checkpoint: str, folder: Path | None) -> str:
     return f"{checkpoint}@{digest}"
 
 
-def create_engine(model: str, device: str) -> VisageEngine:
-    """The factory ``visage serve`` calls: ``model`` is ``visage`` (the released checkpoint), a repo id
-    or folder, or ``tiny-random`` (offline, noise)."""
+def create_engine(model: str, device: str, *, metadata: Mapping[str, Any] | None = None) -> VisageEngine:
+    """The factory ``visage serve`` (and ``visage fill`` without a daemon) calls: ``model`` is ``visage``
+    (the released checkpoint), a repo id or folder, or ``tiny-random`` (offline, noise); ``metadata``
+    as in :class:`VisageEngine`."""
     from visage.model.environment import quiet_libraries
     from visage.model.network.checkpoint import resolve_checkpoint_dir
 
@@ -178,4 +149,4 @@ def create_engine(model: str, device: str) -> VisageEngine:
     folder = None if checkpoint == TINY_RANDOM else resolve_checkpoint_dir(checkpoint)
     pipeline = VideoToAmbisonics.load(folder or checkpoint, device=device)
     pipeline.checkpoint = checkpoint
-    return VisageEngine(pipeline, model_identity(checkpoint, folder))
+    return VisageEngine(pipeline, model_identity(checkpoint, folder), metadata=metadata)

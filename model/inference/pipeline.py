@@ -45,7 +45,7 @@ from visage.model.features.windows import Window, plan_windows
 from visage.model.files.audio_io import WrittenAudio, check_output_path, resample, write_ambix
 from visage.model.files.video_io import RangeError, VideoError, probe_video, read_clip_frames
 from visage.model.network.checkpoint import DEFAULT_REPO_ID, load_pretrained
-from visage.model.network.generation import Guidance, generate
+from visage.model.network.generation import Guidance, Sampling, generate
 from visage.model.network.visage import Visage
 
 from .device_choice import resolve_device, resolve_dtype
@@ -142,8 +142,9 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
 
     Raises the specific error of the first problem: the output cannot be written (exists, folder
     missing or read-only), the media is missing / not a video / has no video stream, the range is
-    empty, negative or beyond the video, or the sample rate is not positive. Directions are checked
-    when they are built (:class:`CameraDirection`, :class:`DirectionCurve`).
+    empty, negative or beyond the video, the sample rate is not positive, or top_k / temperature are
+    out of range. Directions are checked when they are built (:class:`CameraDirection`,
+    :class:`DirectionCurve`).
     """
     if request.output is not None:
         check_output_path(request.output, overwrite=request.overwrite)
@@ -157,6 +158,7 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
         raise ValueError(f"sample_rate must be positive, got {request.sample_rate}")
     if request.subtype not in ("PCM_24", "FLOAT"):
         raise ValueError(f"subtype must be PCM_24 or FLOAT, got {request.subtype!r}")
+    Sampling(top_k=request.top_k, temperature=request.temperature)  # its checks, before any model runs
     info = probe_video(request.media)
     if not info.has_video:
         raise VideoError(f"{request.media}: no video stream; ViSAGe needs the picture")

@@ -373,6 +373,24 @@ def test_shots_that_cannot_be_made_leave_gaps(local: LocalGenerator, tmp_path: P
     assert json.loads(Path(str(by_index[7].wav) + ".json").read_text())["direction"]["curve"] is True
 
 
+def test_local_generation_runs_the_daemons_engine(local: LocalGenerator, tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.mov", 1.0, 24)
+    jobs = [
+        ShotJob(video, 0.0, 0.5, 30.0, 0.0, None, 7, tmp_path / "a.wav"),
+        ShotJob(video, 0.0, 0.5, 0.0, 120.0, None, 7, tmp_path / "b.wav"),
+        ShotJob(video, 0.0, 5.0, 0.0, 0.0, None, 7, tmp_path / "c.wav"),
+    ]
+    ended: dict[int, Exception | None] = {}
+    local.run(jobs, lambda *a: None, ended.__setitem__)
+    assert ended[0] is None and set(ended) == {0, 1, 2}
+    # the error codes a daemon answers with, so a shot fails alike with or without one
+    assert [getattr(ended[i], "code", None) for i in (1, 2)] == ["bad_direction", "bad_range"]
+    assert "pitch_deg must lie in [-90, 90]" in str(ended[1])
+    sidecar = json.loads((tmp_path / "a.wav.json").read_text())
+    assert sidecar["request"] == {"visage_fill": True} and sidecar["direction"]["yaw_deg"] == 30.0
+    assert "preview" not in sidecar and not (tmp_path / "a.binaural.wav").exists()  # as the daemon is told
+
+
 def test_progress_bars(
     otio_samples_dir: Path,
     media_root: Path,

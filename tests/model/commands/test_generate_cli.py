@@ -78,6 +78,9 @@ def test_generates_the_requested_range(video: Path, tmp_path: Path, capsys) -> N
         (["--pitch", "95"], "pitch_deg must lie in [-90, 90]"),
         (["--sample-rate", "0"], "sample_rate must be positive"),
         (["--loudness", "3"], "loudness_target must be between -70 and 0 LUFS"),
+        (["--top-k", "0"], "top_k must be >= 1, got 0"),  # was a traceback after loading the model
+        (["--temperature", "0"], "temperature must be > 0, got 0.0"),
+        (["--guidance", "nan"], "guidance scale must be finite"),
     ],
 )
 def test_bad_arguments(video: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:

@@ -64,6 +64,21 @@ def test_engine_outcomes(engine: VisageEngine, video: Path, tmp_path: Path) -> N
     assert meta["request"]["daemon_model_id"] == engine.model_id == "tiny-random"
 
 
+def test_bad_sampling_options_fail_only_their_job(engine: VisageEngine, video: Path, tmp_path: Path) -> None:
+    # top_k 0 and temperature 0 used to raise out of run_batch: every job of the batch failed with it.
+    specs = [
+        _spec(video, tmp_path / "k.wav", top_k=0),
+        _spec(video, tmp_path / "t.wav", temperature=0.0),
+        _spec(video, tmp_path / "ok.wav", binaural_preview=False),
+    ]
+    top_k, temperature, ok = engine.run_batch(specs, lambda *a: None, lambda i: False)
+    assert isinstance(top_k, EngineJobFailed) and top_k.code == "bad_options"
+    assert "top_k must be >= 1, got 0" in top_k.message
+    assert isinstance(temperature, EngineJobFailed) and temperature.code == "bad_options"
+    assert "temperature must be > 0" in temperature.message
+    assert isinstance(ok, JobDone) and not (tmp_path / "k.wav").exists()
+
+
 def test_engine_writes_a_binaural_preview_unless_told_not_to(
     engine: VisageEngine, video: Path, tmp_path: Path
 ) -> None:

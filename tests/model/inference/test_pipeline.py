@@ -136,6 +136,7 @@ def test_bad_requests_fail_alone(pipeline, videos, tmp_path: Path) -> None:
         GenerationRequest(videos["h264_25"], 1.5, 1.0),
         GenerationRequest(videos["h264_25"], 0.0, 9.0),
         GenerationRequest(videos["h264_25"], 0.0, 1.0, seed=1, output=tmp_path / "fine.wav"),
+        GenerationRequest(videos["h264_25"], 0.0, 1.0, top_k=0),  # raised out of generate for the batch
     ]
     results = pipeline.generate(requests)
     assert isinstance(results[0], VideoError) and "absent.mp4: no such file" in str(results[0])
@@ -144,6 +145,7 @@ def test_bad_requests_fail_alone(pipeline, videos, tmp_path: Path) -> None:
     assert isinstance(results[3], VideoError) and "must be before end" in str(results[3])
     assert isinstance(results[4], VideoError) and "beyond the end of the video at 2.000 s" in str(results[4])
     assert _ok(results[5]).written is not None and (tmp_path / "fine.wav").exists()
+    assert isinstance(results[6], ValueError) and "top_k must be >= 1, got 0" in str(results[6])
 
 
 def test_binaural_preview_sits_beside_the_result_and_is_named_in_its_sidecar(
