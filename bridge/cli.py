@@ -192,7 +192,9 @@ def run_submit(args: argparse.Namespace) -> int:
 
     output_is_dir = args.output.is_dir()
     try:
-        address = find_daemon(args.daemon, state_dir=args.state_dir)
+        # With --tcp, ``--daemon HOST:PORT`` names the daemon's TCP port.
+        address = find_daemon(args.daemon, state_dir=args.state_dir, tcp=args.tcp)
+        port = address.tcp_port if args.tcp else address.port
         with VisageClient(address, token=args.token, transport="tcp" if args.tcp else "udp") as client:
             job_id = client.submit(
                 args.video,
@@ -209,7 +211,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 use_cache=not args.no_cache,
             )
             if not args.quiet:
-                print(f"job {job_id} accepted by {address.host}:{address.port}", file=sys.stderr)
+                print(f"job {job_id} accepted by {address.host}:{port}", file=sys.stderr)
             try:
                 done = client.wait(job_id, progress=progress, timeout_s=args.timeout)
             except (KeyboardInterrupt, TimeoutError) as exc:

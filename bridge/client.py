@@ -10,7 +10,8 @@
 
 UDP is lossy, so the client resends a request until it is answered (`generate` is idempotent by job
 id) and, while waiting, asks for `status` whenever nothing arrived for `CLIENT_STATUS_POLL_S`; a
-daemon restart is therefore invisible apart from the delay. Not thread-safe: one client per thread.
+daemon restart is therefore invisible apart from the delay. Over TCP a lost connection is treated the
+same way: the next resend or status poll connects again. Not thread-safe: one client per thread.
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ class JobFailed(Exception):
         self.job_id = job_id
 
 
-def parse_daemon(text: str) -> DaemonAddress:
-    """Parse ``HOST:PORT`` (UDP port)."""
+def parse_daemon(text: str, *, tcp: bool = False) -> DaemonAddress:
+    """Parse ``HOST:PORT``: the daemon's UDP port, or its TCP port when ``tcp`` (the port the client uses)."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return DaemonAddress(host.strip("[]"), int(port), None, "explicit")
+    return DaemonAddress(host.strip("[]"), int(port), int(port) if tcp else None, "explicit")
 
 
 def find_daemon(
@@ -87,15 +88,16 @@ def find_daemon(
     state_dir: Path | None = None,
     timeout_s: float | None = None,
     zeroconf: bool = True,
+    tcp: bool = False,
 ) -> DaemonAddress:
     """Locate a daemon.
 
     ``auto`` tries, in order: the endpoint file of a local daemon (``daemon.json`` in ``state_dir``,
     default the user data folder), ZeroConf on loopback, the default port on 127.0.0.1.
-    Anything else is parsed as ``HOST:PORT``.
+    Anything else is parsed as ``HOST:PORT`` (see `parse_daemon` for ``tcp``).
     """
     if spec != "auto":
-        return parse_daemon(spec)
+        return parse_daemon(spec, tcp=tcp)
     from .state_dir import read_endpoint
 
     if state_dir is None:
@@ -149,12 +151,13 @@ class VisageClient:
         self._mail: dict[str, collections.deque[Reply]] = collections.defaultdict(collections.deque)
         self._pongs: collections.deque[Reply] = collections.deque()
         self._tcp = transport == "tcp"
+        self._sock: socket.socket | None = None  # None: the TCP connection is lost (reconnects on send)
+        self._decoder = SlipDecoder(const.MAX_TCP_FRAME_BYTES)
+        self._frames: collections.deque[bytes] = collections.deque()
         if self._tcp:
             if address.tcp_port is None:
                 raise ValueError("transport='tcp' needs a daemon address with a tcp_port")
-            self._sock = socket.create_connection((address.host, address.tcp_port), timeout=self.timeout_s)
-            self._decoder = SlipDecoder(const.MAX_TCP_FRAME_BYTES)
-            self._frames: collections.deque[bytes] = collections.deque()
+            self._connect()
         elif transport == "udp":
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.bind((_local_bind_host(address.host), 0))
@@ -164,7 +167,9 @@ class VisageClient:
     # -- context manager -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def __enter__(self) -> VisageClient:
         return self
@@ -174,13 +179,30 @@ class VisageClient:
 
     # -- wire ------------------------------------------------------------------------------------------
 
+    def _connect(self) -> None:
+        assert self.address.tcp_port is not None
+        self._sock = socket.create_connection((self.address.host, self.address.tcp_port), self.timeout_s)
+        self._decoder = SlipDecoder(const.MAX_TCP_FRAME_BYTES)
+        self._frames.clear()
+
+    def _disconnect(self) -> None:
+        """Drop a TCP connection the daemon closed (it stopped or restarts); a later send reconnects."""
+        self.close()
+
     def _send(self, request: Request) -> None:
         data = encode_request(request)
-        if self._tcp:
+        if not self._tcp:
+            assert self._sock is not None, "client closed"
+            self._sock.sendto(data, (self.address.host, self.address.port))
+            return
+        try:
+            if self._sock is None:
+                self._connect()
+            assert self._sock is not None
             self._sock.settimeout(self.timeout_s)
             self._sock.sendall(encode_frame(data))
-        else:
-            self._sock.sendto(data, (self.address.host, self.address.port))
+        except OSError:
+            self._disconnect()  # like a lost datagram: the caller resends until its deadline
 
     def _receive(self, timeout_s: float) -> Reply | None:
         """Next reply from the socket within ``timeout_s``, or None."""
@@ -192,18 +214,22 @@ class VisageClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
+                if self._sock is None:  # TCP connection lost: nothing arrives before a send reconnects
+                    time.sleep(remaining)
+                    return None
                 self._sock.settimeout(remaining)
                 try:
                     data = self._sock.recv(const.UDP_RECV_BYTES)
                 except TimeoutError:
                     return None
-                except (ConnectionRefusedError, ConnectionResetError) as exc:
+                except OSError:
                     if self._tcp:
-                        raise DaemonUnavailable(f"TCP connection lost: {exc}") from None
-                    continue  # ICMP port unreachable from an earlier send (daemon restarting)
+                        self._disconnect()
+                    continue  # UDP: ICMP port unreachable from an earlier send (daemon restarting)
                 if self._tcp:
                     if not data:
-                        raise DaemonUnavailable("the daemon closed the TCP connection")
+                        self._disconnect()
+                        continue
                     for frame in self._decoder.feed(data):
                         if isinstance(frame, bytes):
                             self._frames.append(frame)

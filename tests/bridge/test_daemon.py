@@ -773,3 +773,59 @@ def test_a_refused_second_daemon_leaves_the_first_ones_endpoint_file(
     found = find_daemon("auto", state_dir=daemon.settings.state_dir, zeroconf=False)
     assert (found.host, found.port) == daemon.udp_address
     assert client.ping().model_id == "fake-1"
+
+
+# ------------------------------------------------------------------------------------------------
+# the TCP client: an explicit address, and a daemon restart while it waits
+
+
+def test_run_submit_over_tcp_with_an_explicit_address(
+    daemon: Daemon, media: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_submit_arguments(parser)
+    assert daemon.tcp_address is not None
+    out = tmp_path / "over-tcp.wav"
+    argv = [
+        str(media),
+        "--end",
+        "0.2",
+        "-o",
+        str(out),
+        "--tcp",
+        "--daemon",
+        f"127.0.0.1:{daemon.tcp_address[1]}",
+    ]
+    assert run_submit(parser.parse_args(argv)) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.strip() == str(out)
+    assert_complete_wav(out)
+
+
+def test_a_tcp_client_waits_through_a_daemon_restart(tmp_path: Path, media: Path) -> None:
+    slow = FakeEngine(FakeSettings(delay_s=30.0, steps=300, seconds=0.05))
+    first = Daemon(fake_settings(tmp_path), slow).start()
+    restarted: list[Daemon] = []
+    try:
+        assert first.tcp_address is not None
+        tcp_port = first.tcp_address[1]
+
+        def restart() -> None:
+            first.stop(graceful_s=0.05)  # the running job goes back to the queue
+            restarted.append(Daemon(fake_settings(tmp_path, tcp_port=tcp_port), fast_engine()).start())
+
+        with VisageClient(address_of(first), transport="tcp") as c:
+            job_id = c.submit(media, yaw=0.0, pitch=0.0, end=0.1)
+            while not (isinstance(r := c.status(job_id), Progress) and r.stage == "decoding"):
+                time.sleep(0.02)
+            restarter = threading.Thread(target=restart)
+            restarter.start()
+            try:
+                done = c.wait(job_id, timeout_s=20.0)
+            finally:
+                restarter.join(20.0)
+    finally:
+        first.stop(graceful_s=0.05)
+        for again in restarted:
+            again.stop()
+    assert restarted and done.output and not done.cached
+    assert_complete_wav(Path(done.output))
