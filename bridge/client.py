@@ -42,6 +42,7 @@ from .osc_protocol import (
     Reply,
     Request,
     Status,
+    check_path_shape,
     decode_reply,
     encode_request,
 )
@@ -307,22 +308,29 @@ class VisageClient:
             DaemonUnavailable: no answer.
         """
 
-        def absolute(p: str | Path | None) -> str | None:
-            return None if p is None else str(Path(p).absolute())
+        def absolute(p: str | Path | None, name: str) -> str | None:
+            if p is None:
+                return None
+            try:  # refused here what the daemon would refuse: it could not even be sent
+                return check_path_shape(str(Path(p).absolute()), name)
+            except RequestError as exc:
+                raise JobFailed(exc.code.value, exc.message) from None
 
         options = GenerateOptions(
             guidance=guidance,
             seed=seed,
             sample_rate=sample_rate,
-            direction_curve=absolute(direction_curve),
-            output=absolute(output),
-            output_dir=absolute(output_dir),
+            direction_curve=absolute(direction_curve, "option 'direction_curve'"),
+            output=absolute(output, "option 'output'"),
+            output_dir=absolute(output_dir, "option 'output_dir'"),
             use_cache=use_cache,
             overwrite=overwrite,
             extra=extra or {},
         )
         job_id = job_id or uuid.uuid4().hex
-        request = Generate(job_id, absolute(media) or "", start, end, yaw, pitch, options, 0, self.token)
+        request = Generate(
+            job_id, absolute(media, "media") or "", start, end, yaw, pitch, options, 0, self.token
+        )
         reply = self._request(request, job_id)
         if isinstance(reply, Error):
             raise JobFailed(reply.code, reply.message, job_id)

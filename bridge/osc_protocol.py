@@ -24,7 +24,8 @@ Replies (daemon -> client, to the sender or to ``reply_port`` on the sender's ho
 Numbers are accepted as i, h, f or d; ``end`` < 0 or nil (N) means "to the end of the media".
 
 A message at a reply address is never answered (`StrayReply`): a daemon answering replies would loop
-with itself or with another daemon.
+with itself or with another daemon. Paths and option texts must be encodable as UTF-8 (no unpaired
+surrogates): anything else could not be opened, stored in a sidecar or sent back in `done`.
 """
 
 from __future__ import annotations
@@ -287,13 +288,29 @@ def check_job_id(job_id: str, *, allow_empty: bool = False) -> str:
     return job_id
 
 
+def _unencodable_at(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (an unpaired surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def check_path_shape(path: str, name: str) -> str:
-    """Reject empty, over-long or NUL-containing path strings (existence is checked elsewhere)."""
+    """Reject empty, over-long, NUL-containing or non-UTF-8 path strings (existence is checked elsewhere)."""
     if not path:
         raise RequestError(ErrorCode.BAD_PATH, f"{name} is empty")
     if "\x00" in path:
         raise RequestError(ErrorCode.BAD_PATH, f"{name} contains a NUL character")
-    if len(path.encode("utf-8", "surrogatepass")) > const.MAX_PATH_BYTES:
+    bad = _unencodable_at(path)
+    if bad is not None:
+        raise RequestError(
+            ErrorCode.BAD_PATH,
+            f"{name} is not valid Unicode text: unpaired surrogate {path[bad]!r} at character {bad}"
+            " (paths travel as UTF-8)",
+        )
+    if len(path.encode("utf-8")) > const.MAX_PATH_BYTES:
         raise RequestError(ErrorCode.BAD_PATH, f"{name} is longer than {const.MAX_PATH_BYTES} bytes")
     return path
 
@@ -372,8 +389,14 @@ def parse_options(text: str) -> GenerateOptions:
         )
     output = _options_path(obj, "output")
     output_dir = _options_path(obj, "output_dir")
+    direction_curve = _options_path(obj, "direction_curve")
     if output is not None and output_dir is not None:
         raise RequestError(ErrorCode.BAD_OPTIONS, "give either option 'output' or 'output_dir', not both")
+    bad = _unencodable_at(json.dumps(obj, ensure_ascii=False))
+    if bad is not None:  # JSON escapes such as "\ud800" decode to text no file or reply can hold
+        raise RequestError(
+            ErrorCode.BAD_OPTIONS, "options hold text that is not valid Unicode (unpaired surrogate)"
+        )
     known = {
         "guidance",
         "seed",
@@ -388,7 +411,7 @@ def parse_options(text: str) -> GenerateOptions:
         guidance=const.DEFAULT_GUIDANCE if guidance is None else guidance,
         seed=seed,
         sample_rate=const.DEFAULT_SAMPLE_RATE_HZ if rate is None else rate,
-        direction_curve=_options_path(obj, "direction_curve"),
+        direction_curve=direction_curve,
         output=output,
         output_dir=output_dir,
         use_cache=use_cache,

@@ -829,3 +829,66 @@ def test_a_tcp_client_waits_through_a_daemon_restart(tmp_path: Path, media: Path
             again.stop()
     assert restarted and done.output and not done.cached
     assert_complete_wav(Path(done.output))
+
+
+# ------------------------------------------------------------------------------------------------
+# paths that cannot be encoded are refused at validation; a bad job never fails its batch
+
+
+def test_unencodable_paths_are_refused_and_the_rest_of_the_batch_completes(
+    tmp_path: Path, media: Path
+) -> None:
+    engine = FakeEngine(FakeSettings(delay_s=0.4, steps=4, seconds=0.05))
+    out = tmp_path / "out"
+    out.mkdir()
+    surrogate = "\ud800"
+    with Daemon(fake_settings(tmp_path, max_batch=8), engine) as d, raw_udp(d.udp_address) as peer:
+        # a first job with another batch key keeps the engine busy while the others queue up together
+        peer.send(
+            encode_request(
+                Generate(
+                    "busy",
+                    str(media),
+                    0.0,
+                    0.1,
+                    0.0,
+                    0.0,
+                    GenerateOptions(sample_rate=44_100, output=str(out / "busy.wav")),
+                    0,
+                )
+            )
+        )
+        jobs = {
+            "ok-1": GenerateOptions(output=str(out / "ok-1.wav")),
+            "bad-output": GenerateOptions(output=str(out / f"x{surrogate}.wav")),
+            "bad-curve": GenerateOptions(
+                output=str(out / "c.wav"), direction_curve=str(out / f"{surrogate}.json")
+            ),
+            "bad-dir": GenerateOptions(output_dir=str(out / surrogate)),
+            "ok-2": GenerateOptions(output=str(out / "ok-2.wav")),
+        }
+        while not isinstance(peer.receive(), Progress):
+            pass  # busy is running
+        for yaw, (job_id, options) in enumerate(jobs.items()):  # different yaws: no cache hits
+            peer.send(encode_request(Generate(job_id, str(media), 0.0, 0.1, float(yaw), 0.0, options, 0)))
+        outcome: dict[str, Reply] = {}
+        while len(outcome) < len(jobs) + 1:
+            reply = peer.receive(timeout_s=10.0)
+            if isinstance(reply, (Done, Error)):
+                outcome[reply.job_id] = reply
+    for job_id in ("bad-output", "bad-curve", "bad-dir"):
+        reply = outcome[job_id]
+        assert isinstance(reply, Error) and reply.code == ErrorCode.BAD_PATH.value, reply
+    for job_id in ("busy", "ok-1", "ok-2"):
+        assert isinstance(outcome[job_id], Done), outcome[job_id]
+        assert_complete_wav(out / f"{job_id}.wav")
+    assert engine.batch_sizes == [1, 2]  # the two good jobs shared one batch
+
+
+def test_the_client_refuses_a_path_it_cannot_send(client: VisageClient, media: Path, tmp_path: Path) -> None:
+    undecodable = os.fsdecode(b"/tmp/clip-\xff.mp4")  # a POSIX file name that is not UTF-8 (surrogateescape)
+    for kwargs in ({"media": undecodable}, {"media": media, "output": tmp_path / "\udcff.wav"}):
+        source = kwargs.pop("media")
+        with pytest.raises(JobFailed) as info:
+            client.submit(source, yaw=0.0, pitch=0.0, **kwargs)  # type: ignore[arg-type]
+        assert info.value.code == ErrorCode.BAD_PATH.value and "UTF-8" in info.value.message

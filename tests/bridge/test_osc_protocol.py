@@ -30,6 +30,7 @@ from visage.bridge.osc_protocol import (
     Rejected,
     Status,
     StrayReply,
+    check_path_shape,
     decode_reply,
     encode_reply,
     encode_request,
@@ -251,6 +252,32 @@ ERROR_CASES = [
         ErrorCode.BAD_PATH,
     ),
     ("long media", _message(GENERATE, *_generate_args(media="/" + "a" * 2000)), ErrorCode.BAD_PATH),
+    # JSON escapes decode to unpaired surrogates (U+D800..U+DFFF), which UTF-8 cannot encode (RFC 3629 §3)
+    (
+        "lone surrogate in output",
+        _message(GENERATE, *_generate_args(options='{"output": "/a/\\ud800.wav"}')),
+        ErrorCode.BAD_PATH,
+    ),
+    (
+        "lone surrogate in direction_curve",
+        _message(GENERATE, *_generate_args(options='{"direction_curve": "/c\\udfff.json"}')),
+        ErrorCode.BAD_PATH,
+    ),
+    (
+        "escaped byte in output_dir",
+        _message(GENERATE, *_generate_args(options='{"output_dir": "/o/\\udcff"}')),
+        ErrorCode.BAD_PATH,
+    ),
+    (
+        "lone surrogate in an extra option",
+        _message(GENERATE, *_generate_args(options='{"note": "x\\ud83d"}')),
+        ErrorCode.BAD_OPTIONS,
+    ),
+    (
+        "lone surrogate in a key",
+        _message(GENERATE, *_generate_args(options='{"\\udc80": 1}')),
+        ErrorCode.BAD_OPTIONS,
+    ),
     ("garbage", b"\x01\x02\x03\x04", ErrorCode.MALFORMED),
     ("empty datagram", b"", ErrorCode.MALFORMED),
     ("address without type tags padding", b"/visage/ping", ErrorCode.MALFORMED),
@@ -310,6 +337,32 @@ def test_a_reply_sent_to_the_daemon_is_stray_never_a_request(reply, golden: byte
     assert parse_packet(bundle.build().dgram, 8192) == [StrayReply(address), Ping(1, 0)]
     wrong_shape = _message(address, 1.5)  # a reply address with any arguments is still a reply
     assert parse_packet(wrong_shape, 8192) == [StrayReply(address)]
+
+
+def _path_ok(path: str) -> bool:
+    """Oracle: non-empty, no NUL, no surrogate code point (UTF-8 encodes none), short enough in UTF-8."""
+    if not path or "\x00" in path or any(0xD800 <= ord(c) <= 0xDFFF for c in path):
+        return False
+    return (
+        sum(1 if ord(c) < 0x80 else 2 if ord(c) < 0x800 else 3 if ord(c) < 0x10000 else 4 for c in path)
+        <= const.MAX_PATH_BYTES
+    )
+
+
+@settings(max_examples=300)
+@given(
+    st.text(st.characters(codec=None), max_size=400)
+    | st.text(st.sampled_from("a/\x00\ud800\udcff\U0001f600é"), max_size=400)
+)
+def test_path_shape_matches_the_oracle(path: str) -> None:
+    try:
+        assert check_path_shape(path, "media") == path
+        accepted = True
+    except RequestError as exc:
+        assert exc.code is ErrorCode.BAD_PATH and "media" in exc.message
+        exc.message.encode("utf-8")  # the refusal itself can be sent back
+        accepted = False
+    assert accepted == _path_ok(path)
 
 
 def test_reply_limits() -> None:
