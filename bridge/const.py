@@ -37,6 +37,11 @@ REFUSAL_BURST = 20  # refusals a sender host may get at once ...
 REFUSALS_PER_S = 5.0  # ... and per second after that; beyond it they are counted, not answered or logged
 MAX_TRACKED_SENDERS = 1024  # hosts the limit remembers (the least recently seen is forgotten)
 
+# --- free space an output folder needs at submission (bytes unless noted) --------------------------
+OUTPUT_BYTES_PER_SAMPLE = 4  # 32-bit float, the widest sample format a result is written in
+OUTPUT_CHANNELS_WRITTEN = 6  # 4 AmbiX channels + 2 of the binaural preview
+MIN_FREE_OUTPUT_BYTES = 1 << 20  # also the need of a job whose length is unknown (end = media end)
+
 # --- ports and service types ------------------------------------------------------------------------
 DEFAULT_HOST = "127.0.0.1"
 # Outside the crowded defaults (8000, 9000/9001, 4001/4002, 2307) and below Linux's ephemeral range.

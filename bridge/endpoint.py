@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Iterable
@@ -38,7 +39,7 @@ from .osc_protocol import (
 )
 from .rate_limit import SenderRateLimit
 from .routes import ReplyRoute, RouteTable, send_reply
-from .security import PathPolicy, token_ok
+from .security import PathPolicy, check_output_writable, token_ok
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +206,10 @@ class Endpoint:
         job_id = request.job_id or uuid.uuid4().hex
         try:
             spec = self._spec(request, job_id)
-            if not request.options.overwrite and not self._queue.exists(job_id):
+            if not self._queue.exists(job_id):
                 # Checked when a job is accepted, not when it runs: once accepted, a job owns its output
                 # paths (a run resumed after a crash may replace what its first attempt wrote).
-                for path in _job_outputs(spec):
-                    if path.exists():
-                        raise RequestError(
-                            ErrorCode.OUTPUT_EXISTS,
-                            f"output {str(path)!r} already exists; set option overwrite=true to replace it",
-                        )
+                _check_new_outputs(spec, overwrite=request.options.overwrite)
         except RequestError as error:
             raise error.with_job_id(request.job_id) from None
         persisted = target.persisted()
@@ -274,6 +270,27 @@ class Endpoint:
             output=output,
             extra=dict(options.extra),
         )
+
+
+def _check_new_outputs(spec: GenerateSpec, *, overwrite: bool) -> None:
+    """Refuse a new job whose files exist (unless ``overwrite``) or whose folder cannot take them now."""
+    if not overwrite:
+        for path in _job_outputs(spec):
+            if path.exists():
+                raise RequestError(
+                    ErrorCode.OUTPUT_EXISTS,
+                    f"output {str(path)!r} already exists; set option overwrite=true to replace it",
+                )
+    check_output_writable(spec.output, _bytes_needed(spec))
+
+
+def _bytes_needed(spec: GenerateSpec) -> int:
+    """Free space a job needs in its output folder: result and preview at full length when it is known."""
+    if spec.end is None:
+        return const.MIN_FREE_OUTPUT_BYTES
+    frames = math.ceil((spec.end - spec.start) * spec.sample_rate)
+    per_frame = const.OUTPUT_CHANNELS_WRITTEN * const.OUTPUT_BYTES_PER_SAMPLE
+    return const.MIN_FREE_OUTPUT_BYTES + frames * per_frame
 
 
 def _job_outputs(spec: GenerateSpec) -> list[Path]:

@@ -22,7 +22,7 @@ class ErrorCode(str, Enum):
     BAD_RANGE = "bad_range"
     BAD_DIRECTION = "bad_direction"
     BAD_PATH = "bad_path"  # not absolute, too long, NUL byte, not encodable as UTF-8
-    BAD_OUTPUT = "bad_output"  # output not .wav, folder missing, is a folder
+    BAD_OUTPUT = "bad_output"  # output not .wav, folder missing, read-only or full, is a folder, is an input
     OUTPUT_EXISTS = "output_exists"  # a new job names an existing file without option overwrite
     PATH_NOT_ALLOWED = "path_not_allowed"  # outside every --allow-dir
     MEDIA_NOT_FOUND = "media_not_found"

@@ -5,6 +5,8 @@
   always allowed for output.
 * Binding anything but a loopback address requires a token (>= MIN_TOKEN_CHARS characters), and then
   every request must carry it; a token given on loopback is enforced too.
+* An output folder must accept new files and have room for the job when it is submitted, so that a
+  read-only or full disk is reported at once (writing still handles failure: the disk may fill later).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import shutil
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+
+from visage.model.files.output_files import check_writable
 
 from . import const
 from .errors import ErrorCode, RequestError
@@ -121,3 +126,20 @@ class PathPolicy:
         if not resolved.is_dir():
             raise RequestError(ErrorCode.BAD_OUTPUT, f"output_dir {raw!r} does not exist or is not a folder")
         return resolved
+
+
+def check_output_writable(output: Path, need_bytes: int) -> None:
+    """Refuse (``bad_output``) an output whose folder takes no new file or has under ``need_bytes`` free."""
+    try:
+        check_writable(output, overwrite=True)  # creates and removes a temporary file next to it
+    except OSError as exc:
+        raise RequestError(ErrorCode.BAD_OUTPUT, f"cannot write output {str(output)!r}: {exc}") from None
+    try:
+        free = shutil.disk_usage(output.parent).free
+    except OSError:
+        return  # cannot tell: the write itself will say
+    if free < need_bytes:
+        raise RequestError(
+            ErrorCode.BAD_OUTPUT,
+            f"output folder {str(output.parent)!r} has {free} bytes free; this job needs about {need_bytes}",
+        )

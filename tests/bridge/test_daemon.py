@@ -892,3 +892,87 @@ def test_the_client_refuses_a_path_it_cannot_send(client: VisageClient, media: P
         with pytest.raises(JobFailed) as info:
             client.submit(source, yaw=0.0, pitch=0.0, **kwargs)  # type: ignore[arg-type]
         assert info.value.code == ErrorCode.BAD_PATH.value and "UTF-8" in info.value.message
+
+
+# ------------------------------------------------------------------------------------------------
+# an output folder that is read-only or full is refused at submission; failure at write time still ends
+# the job with an error
+
+
+@contextlib.contextmanager
+def limited_folder(folder: Path, kind: str, size: str = "2m") -> Iterator[Path]:
+    """``folder`` made read-only (``kind="read_only"``) or a tiny file system of ``size`` (``"small"``).
+
+    Non-root: chmod (read-only only). Root ignores modes, so a tmpfs is mounted; skipped where that fails.
+    """
+    folder.mkdir(parents=True)
+    if kind == "read_only" and os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    options = f"size={size}" + (",ro" if kind == "read_only" else "")
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip(f"cannot make a {kind} folder here (needs root and tmpfs)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write into ``folder`` until its file system is full."""
+    with open(folder / "filler", "wb") as sink:
+        with contextlib.suppress(OSError):
+            while True:
+                sink.write(bytes(64 << 10))
+                sink.flush()
+
+
+def test_a_read_only_output_folder_is_refused_at_submission(
+    client: VisageClient, media: Path, tmp_path: Path
+) -> None:
+    with limited_folder(tmp_path / "ro", "read_only") as folder:
+        for kwargs in ({"output": folder / "x.wav"}, {"output_dir": folder}):
+            with pytest.raises(JobFailed) as info:
+                client.submit(media, yaw=0.0, pitch=0.0, end=0.1, **kwargs)  # type: ignore[arg-type]
+            assert info.value.code == ErrorCode.BAD_OUTPUT.value and str(folder) in info.value.message
+        assert not list(folder.iterdir())
+
+
+def test_a_full_output_folder_is_refused_at_submission(
+    client: VisageClient, media: Path, tmp_path: Path
+) -> None:
+    with limited_folder(tmp_path / "full", "small") as folder:
+        fill(folder)
+        with pytest.raises(JobFailed) as info:
+            client.submit(media, yaw=0.0, pitch=0.0, end=0.1, output=folder / "x.wav")
+        assert info.value.code == ErrorCode.BAD_OUTPUT.value and "free" in info.value.message
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]
+
+
+def test_a_folder_that_fills_up_after_submission_fails_the_job_not_the_daemon(
+    tmp_path: Path, media: Path
+) -> None:
+    slow = FakeEngine(FakeSettings(delay_s=0.5, steps=5, seconds=0.05))
+    with (
+        limited_folder(tmp_path / "disk", "small") as folder,
+        Daemon(fake_settings(tmp_path), slow) as d,
+        VisageClient(address_of(d)) as c,
+    ):
+        job_id = c.submit(media, yaw=0.0, pitch=0.0, end=0.1, output=folder / "x.wav")  # room enough now
+        fill(folder)
+        with pytest.raises(JobFailed) as info:
+            c.wait(job_id, timeout_s=10.0)
+        assert info.value.code == ErrorCode.ENGINE_ERROR.value, info.value
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no partial result left behind
+        assert c.ping().model_id == "fake-1"
