@@ -25,7 +25,9 @@ Numbers are accepted as i, h, f or d; ``end`` < 0 or nil (N) means "to the end o
 
 A message at a reply address is never answered (`StrayReply`): a daemon answering replies would loop
 with itself or with another daemon. Paths and option texts must be encodable as UTF-8 (no unpaired
-surrogates): anything else could not be opened, stored in a sidecar or sent back in `done`.
+surrogates): anything else could not be opened, stored in a sidecar or sent back in `done`. What
+python-osc would skip with a root-logger warning (or, for a negative bundle element size, loop on) is
+refused before python-osc reads it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ ERROR = f"{const.ADDRESS_PREFIX}/error"
 REPLY_ADDRESSES = frozenset({PONG, ACCEPTED, PROGRESS, DONE, ERROR})
 
 _JOB_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{1,{const.MAX_JOB_ID_CHARS}}}")
+_BUNDLE_PREFIX = b"#bundle\x00"
+_BUNDLE_HEADER_BYTES = 16  # the prefix and an 8-byte time tag
+_READABLE_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what python-osc's OscMessage decodes
 _INT32_MAX = 2**31 - 1
 _MAX_SEED = 2**63 - 1
 _PARSE_FAILURES = (
@@ -507,6 +512,47 @@ def _salvage(address: str, args: Sequence[Any], error: RequestError) -> Rejected
     return Rejected(error.with_job_id(job_id), reply_port=reply_port, token=token)
 
 
+def _osc_type_tags(message: bytes) -> str:
+    """The type tags of a message (without the comma), or "" where python-osc will refuse it anyway."""
+    end = message.find(b"\x00")
+    start = (end // 4 + 1) * 4  # the address, its NUL and padding to a multiple of 4
+    if end < 0 or message[start : start + 1] != b",":
+        return ""
+    tags_end = message.find(b"\x00", start)
+    return "" if tags_end < 0 else message[start + 1 : tags_end].decode("latin-1")
+
+
+def _check_layout(data: bytes) -> None:
+    """Refuse, as `malformed`, what python-osc would not refuse but skip with a warning on the root logger
+    (an unknown type tag, a bundle element that is neither a message nor a bundle) or loop on forever (a
+    bundle element of negative size). Walks nested bundles without recursion.
+    """
+    pending = [data]
+    while pending:
+        packet = pending.pop()
+        if packet.startswith(_BUNDLE_PREFIX):
+            index = _BUNDLE_HEADER_BYTES
+            while index < len(packet):
+                start = index + 4
+                size = struct.unpack_from(">i", packet, index)[0] if start <= len(packet) else -1
+                if not 0 <= size <= len(packet) - start:
+                    raise RequestError(
+                        ErrorCode.MALFORMED, f"bundle element at byte {index} has no valid size"
+                    )
+                element = packet[start : start + size]
+                if not (element.startswith(_BUNDLE_PREFIX) or element.startswith(b"/")):
+                    raise RequestError(
+                        ErrorCode.MALFORMED,
+                        f"bundle element at byte {index} is neither a message nor a bundle",
+                    )
+                pending.append(element)
+                index = start + size
+        elif packet.startswith(b"/"):
+            unknown = sorted(set(_osc_type_tags(packet)) - _READABLE_TYPE_TAGS)
+            if unknown:
+                raise RequestError(ErrorCode.MALFORMED, f"unsupported OSC type tags {''.join(unknown)!r}")
+
+
 def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected | StrayReply]:
     """Decode one datagram (or TCP frame) holding an OSC message or bundle into requests.
 
@@ -526,7 +572,10 @@ def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected | Stray
         )
         return [Rejected(error)]
     try:
+        _check_layout(data)
         messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
+    except RequestError as error:
+        return [Rejected(error)]
     except _PARSE_FAILURES as exc:
         return [
             Rejected(

@@ -3,6 +3,7 @@ and fuzzed input that must never raise."""
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 
@@ -181,6 +182,9 @@ def _osc_string(text: str) -> bytes:
     return raw + b"\x00" * (-len(raw) % 4)
 
 
+_BUNDLE_HEADER = b"#bundle\x00" + struct.pack(">Q", 1)
+
+
 # ------------------------------------------------------------------------------------------------
 # specific errors
 
@@ -285,6 +289,20 @@ ERROR_CASES = [
     ("bad utf-8", b"/visage/status\x00\x00,si\x00\xff\xfe\x00\x00\x00\x00\x00\x00", ErrorCode.MALFORMED),
     ("oversized", _message("/visage/ping", 1, 0, "x" * 9000), ErrorCode.TOO_LARGE),
     ("empty bundle", OscBundleBuilder(IMMEDIATELY).build().dgram, ErrorCode.MALFORMED),
+    # python-osc skips these with a root-logger warning (or, for a negative size, loops forever)
+    ("negative bundle element size", _BUNDLE_HEADER + struct.pack(">i", -4), ErrorCode.MALFORMED),
+    (
+        "bundle element past the end",
+        _BUNDLE_HEADER + struct.pack(">i", 64) + b"/x\x00\x00",
+        ErrorCode.MALFORMED,
+    ),
+    ("bundle element of garbage", _BUNDLE_HEADER + struct.pack(">i", 4) + b"abcd", ErrorCode.MALFORMED),
+    ("empty bundle element", _BUNDLE_HEADER + struct.pack(">i", 0), ErrorCode.MALFORMED),
+    (
+        "unknown type tag",
+        _osc_string("/visage/ping") + _osc_string(",ix") + struct.pack(">i", 1),
+        ErrorCode.MALFORMED,
+    ),
 ]
 
 
@@ -438,6 +456,41 @@ def test_fuzz_bundles(elements: list[bytes]) -> None:
     for element in elements:
         data += struct.pack(">i", len(element)) + element
     _check_never_raises(data)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_element = st.one_of(
+    st.binary(max_size=24),
+    st.sampled_from([b"", b"/x\x00\x00", b"#bundle\x00" + bytes(8), _osc_string("/a") + _osc_string(",xq")]),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1) | st.none(), _element), max_size=5),
+    st.binary(max_size=16),
+)
+def test_fuzz_bundles_never_log_and_never_hang(elements: list[tuple[int | None, bytes]], tail: bytes) -> None:
+    """Any size field (right, negative, too large) and any content: refused or parsed, silently."""
+    data = _BUNDLE_HEADER
+    for size, element in elements:
+        data += struct.pack(">i", len(element) if size is None else size) + element
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    try:
+        _check_never_raises(data + tail)
+    finally:
+        root.removeHandler(records)
+    assert not records.records, [r.getMessage() for r in records.records]
 
 
 # ------------------------------------------------------------------------------------------------
