@@ -188,6 +188,9 @@ class VideoToAmbisonics:
         codec: the FOA codec over DAC.
         checkpoint: name recorded in metadata (repo id, folder or ``tiny-random``).
         max_batch: windows generated together at most.
+        batch_invariant: generate each window as its own decoder batch (the default), so that a request
+            with a seed gives the same audio whatever it shares a batch with; False batches the decoder's
+            matrix products for throughput, and a result may then change in its last bits with its batch.
     """
 
     def __init__(
@@ -198,12 +201,14 @@ class VideoToAmbisonics:
         *,
         checkpoint: str,
         max_batch: int = 16,
+        batch_invariant: bool = True,
     ) -> None:
         self.model = model.eval()
         self.vision = vision
         self.codec = codec
         self.checkpoint = checkpoint
         self.max_batch = max_batch
+        self.batch_invariant = batch_invariant
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
 
@@ -219,6 +224,7 @@ class VideoToAmbisonics:
         dac_weights: str | Path | None = None,
         local_files_only: bool | None = None,
         max_batch: int = 16,
+        batch_invariant: bool = True,
     ) -> VideoToAmbisonics:
         """Load everything; ``checkpoint="tiny-random"`` uses offline tiny random models (noise)."""
         dev = resolve_device(device)
@@ -235,7 +241,9 @@ class VideoToAmbisonics:
         offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes")
         vision = ClipVisionEncoder.from_pretrained(clip_model, device=dev, local_files_only=offline)
         codec = FoaCodec(DacCodec.load(dac_weights, device=dev))
-        return cls(model, vision, codec, checkpoint=name, max_batch=max_batch)
+        return cls(
+            model, vision, codec, checkpoint=name, max_batch=max_batch, batch_invariant=batch_invariant
+        )
 
     # -- the job -----------------------------------------------------------------------------------------
 
@@ -379,9 +387,11 @@ class VideoToAmbisonics:
             prompt_frames=[w.prompt for w in wins],
             progress=step_progress,
             should_stop=lambda: all(cancelled(p.index) for p in plans),
+            stop_clip=lambda i: cancelled(plans[i].index),
+            batch_invariant=self.batch_invariant,
         )
         for i, (p, w) in enumerate(zip(plans, wins, strict=True)):
-            if result.cancelled or cancelled(p.index):
+            if result.cancelled or i in result.stopped or cancelled(p.index):
                 failed[p.index] = GenerationCancelled(f"request {p.index} cancelled")
                 continue
             n = w.generated_frames
