@@ -26,7 +26,7 @@ from visage.bridge.fill.otio_shots import (
 )
 
 # sample -> [(record start, record duration, source start, speed)] at the timeline's rate
-EXPECTED = {
+EXPECTED: dict[str, list[tuple[float, float, float, float]]] = {
     "simple_cut.otio": [(0, 3, 3, 1), (3, 6, 2, 1), (9, 4, 0, 1), (13, 6, 100, 1)],
     "clip_example.otio": [(8, 3, 3, 1)],  # after a gap, before a transition into a gap
     "transition_test.otio": [(0, 50, 0, 1), (50, 50, 0, 1), (100, 50, 0, 1)],  # transitions take no time
