@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from .codec import AudioCodec
+from .codec import AudioCodec, DecodeProgress
 
 CARRIER_SECONDS = 8.0  # carriers repeat with this period (longer signals reuse them)
 LOW_HZ, HIGH_HZ = 150.0, 7000.0  # carrier bands split this range on a log scale (inside 16-kHz eval)
@@ -115,8 +115,8 @@ class CarrierCodec(AudioCodec):
         gains = torch.linalg.solve(gram, rhs[..., None])[..., 0]  # [B, T, K]
         return self.quantize(gains).transpose(1, 2).contiguous()  # [B, K, T]
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes ``[B, K, T]`` -> audio ``[B, 1, T * hop]`` (float32)."""
+    def decode(self, codes: torch.Tensor, *, progress: DecodeProgress | None = None) -> torch.Tensor:
+        """Codes ``[B, K, T]`` -> audio ``[B, 1, T * hop]`` (float32); one product, so one progress call."""
         if codes.dim() != 3 or codes.shape[1] != self._k:
             raise ValueError(f"expected codes [B, {self._k}, T], got {tuple(codes.shape)}")
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self._card):
@@ -126,6 +126,8 @@ class CarrierCodec(AudioCodec):
         b, _, t = codes.shape
         gains = self.dequantize(codes.cpu()).transpose(1, 2)  # [B, T, K]
         audio = torch.einsum("tlk,btk->btl", self._frames(t).double(), gains)  # [B, T, L]
+        if progress is not None:
+            progress(1.0)
         return audio.reshape(b, 1, t * self._hop).float()
 
 

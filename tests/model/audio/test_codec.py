@@ -20,6 +20,7 @@ from visage.model.audio.codec import (
     FoaCodec,
     _chunk_spans,
     build_tiny_random_dac,
+    fold_weight_norm,
 )
 
 
@@ -31,6 +32,13 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def codec(tiny_weights: Path) -> DacCodec:
     return DacCodec.load(tiny_weights)
+
+
+def _raw_dac(path: Path) -> torch.nn.Module:
+    """The DAC model exactly as DAC's own loader builds it (weight norm, its own activations)."""
+    import dac
+
+    return dac.utils.load_model(load_path=str(path)).eval()
 
 
 def _noise(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -209,3 +217,59 @@ def test_release_weights_load_from_cache() -> None:
         1024,
     )
     assert FoaCodec(codec).decode(_random_codes(1, 3, 36)).shape == (1, 4, 3 * 512)
+
+
+def test_decode_and_encode_give_the_same_bits_as_dac_itself(codec: DacCodec, tiny_weights: Path) -> None:
+    # The codec folds weight norm and runs the activations in place; the official path (generate_ambi.py:
+    # quantizer.from_codes, then model.decode; preprocess, then encode) must give the very same bits.
+    raw = _raw_dac(tiny_weights)
+    codes = _random_codes(4, 9, 120, seed=7)  # one chunk, as a 5-s clip is
+    audio = _noise(4, 1, 120 * 512 - 100, seed=8)
+    with torch.no_grad():
+        official_audio = raw.decode(raw.quantizer.from_codes(codes)[0])
+        _, official_codes, *_ = raw.encode(raw.preprocess(audio, 44100), n_quantizers=9)
+        official_latent = raw.encoder(raw.preprocess(audio, 44100))
+        latent = codec.model.encoder(codec.model.preprocess(audio, 44100))
+    assert torch.equal(codec.decode(codes), official_audio)
+    assert torch.equal(codec.encode(audio), official_codes)
+    assert torch.equal(latent, official_latent)
+
+
+def test_fold_weight_norm_keeps_every_bit(tiny_weights: Path) -> None:
+    hooked, folded = _raw_dac(tiny_weights), _raw_dac(tiny_weights)
+    convolutions = sum(isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d) for m in folded.modules())
+    assert fold_weight_norm(folded) == convolutions > 0
+    assert not any(name.endswith(("weight_g", "weight_v")) for name, _ in folded.named_parameters())
+    assert fold_weight_norm(folded) == 0  # nothing left to fold
+    latent = torch.randn(2, hooked.latent_dim, 30, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert torch.equal(folded.decode(latent), hooked.decode(latent))
+
+
+def test_progress_arrives_while_decoding(codec: DacCodec) -> None:
+    codes = _random_codes(2, 9, 40, seed=10)
+    seen: list[tuple[float, bool]] = []
+    last_layer = codec.model.decoder.model[-1]  # tanh: once it has run, the decoder is done
+    finished = False
+
+    def mark(*_args: object) -> None:
+        nonlocal finished
+        finished = True
+
+    handle = last_layer.register_forward_hook(mark)
+    try:
+        audio = codec.decode(codes, progress=lambda f: seen.append((f, finished)))
+    finally:
+        handle.remove()
+    fractions = [f for f, _ in seen]
+    assert sum(not done for _, done in seen) >= 10  # reported from inside the network, not after it
+    assert fractions == sorted(fractions) and 0 < fractions[0] < 0.5 and fractions[-1] == 1.0
+    assert torch.equal(audio, codec.decode(codes))  # reporting changes nothing
+
+
+def test_progress_covers_every_chunk_once(codec: DacCodec) -> None:
+    chunked = DacCodec(codec.model, chunk_frames=8)
+    seen: list[float] = []
+    FoaCodec(chunked).decode(_random_codes(1, 30, 36, seed=11), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert max(b - a for a, b in zip([0.0, *seen], seen, strict=False)) < 0.25  # four chunks, many steps
