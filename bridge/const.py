@@ -89,6 +89,4 @@ ENDPOINT_FILE_NAME = "daemon.json"  # written once bound: pid, host, ports, mode
 LOCK_FILE_NAME = "daemon.lock"  # one daemon per state folder
 OUTPUTS_DIR_NAME = "outputs"  # default output folder when a request names none
 LOG_FILE_NAME = "daemon.log"
-PREVIEW_SUFFIX = ".binaural.wav"  # a result's binaural preview: <output stem> + this (the model writes it)
-PREVIEW_KEY = "preview"  # the sidecar key naming it, relative to the sidecar's folder
 HASH_CHUNK_BYTES = 1 << 20

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+import visage.model.files.result_files as rf
+
 from . import const
 from .engine import GenerateSpec
 from .errors import ErrorCode, RequestError
@@ -295,7 +297,7 @@ def _bytes_needed(spec: GenerateSpec) -> int:
 
 def _job_outputs(spec: GenerateSpec) -> list[Path]:
     """The files a job will write: the result, its JSON sidecar and, unless turned off, its preview."""
-    files = [spec.output, spec.output.with_name(spec.output.name + ".json")]
+    files = [spec.output, rf.sidecar_path(spec.output)]
     if spec.extra.get("binaural_preview", True) is not False:
-        files.append(spec.output.with_name(spec.output.stem + const.PREVIEW_SUFFIX))
+        files.append(rf.preview_path(spec.output))
     return files

@@ -90,7 +90,8 @@ class Engine(Protocol):
           decoder steps, returning `cancelled_outcome()` for those jobs.
         * It writes each output atomically, so a killed daemon never leaves a partial file at
           ``spec.output`` (``visage.model.files.output_files``: its temporaries are what the worker
-          removes before a job runs again).
+          removes before a job runs again), and names its JSON sidecar ``OUT.wav.json``
+          (``visage.model.files.result_files``).
         * It is called from one worker thread at a time.
     """
 

@@ -3,8 +3,9 @@
 It lets the daemon, the host plugins and their tests run without torch or weights
 (``visage serve --model fake:delay=0.2,steps=4,seconds=0.5``). Each output is a tone panned to the
 requested direction with first-order AmbiX encoding (ACN order W, Y, Z, X; SN3D), 16-bit PCM, plus a
-JSON sidecar. Test hooks in the request options: ``"fake_fail": "<code>"`` fails that job with the
-code; ``"fake_raise": true`` makes the whole batch raise.
+JSON sidecar ``OUT.wav.json`` with the contract's result keys and the job's own values
+(``visage.model.files.result_files``). Test hooks in the request options: ``"fake_fail": "<code>"``
+fails that job with the code; ``"fake_raise": true`` makes the whole batch raise.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import wave
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import visage.model.files.result_files as rf
 from visage.model.files.output_files import atomic_output, atomic_write_bytes
 
-from . import const
 from .engine import (
     CancelledCallback,
     GenerateSpec,
@@ -132,30 +133,33 @@ class FakeEngine:
 
     def _write(self, spec: GenerateSpec) -> JobDone:
         seconds = self._seconds(spec)
+        samples = foa_tone(spec, seconds)
         # overwrite: the daemon refused existing outputs when it accepted the job
         with atomic_output(spec.output, overwrite=True) as temp:
             with wave.open(str(temp), "wb") as out:
                 out.setnchannels(4)
                 out.setsampwidth(2)
                 out.setframerate(spec.sample_rate)
-                out.writeframes(foa_tone(spec, seconds))
-        metadata = spec.output.with_suffix(".json")
+                out.writeframes(samples)
+        metadata = rf.sidecar_path(spec.output)
         sidecar = {
-            "format": const.OUTPUT_FORMAT,
-            "channel_order": "ACN",
-            "normalization": "SN3D",
-            "model_id": self.model_id,
-            "media": str(spec.media),
-            "start": spec.start,
-            "end": spec.end,
-            "yaw": spec.yaw,
-            "pitch": spec.pitch,
-            "seed": spec.seed,
-            "guidance": spec.guidance,
-            "sample_rate": spec.sample_rate,
-            "duration_s": seconds,
+            **rf.AMBIX_LAYOUT,
+            rf.FILE_KEY: spec.output.name,
+            rf.SAMPLE_RATE_KEY: spec.sample_rate,
+            rf.NUM_FRAMES_KEY: len(samples) // 8,  # 4 channels of 2 bytes
+            rf.SUBTYPE_KEY: "PCM_16",
+            rf.MODEL_ID_KEY: self.model_id,
+            rf.MEDIA_KEY: str(spec.media),
+            rf.START_KEY: spec.start,
+            rf.END_KEY: spec.end,
+            rf.YAW_KEY: spec.yaw,
+            rf.PITCH_KEY: spec.pitch,
+            rf.SEED_KEY: spec.seed,
+            rf.GUIDANCE_KEY: spec.guidance,
+            rf.DURATION_KEY: seconds,
         }
-        atomic_write_bytes(metadata, json.dumps(sidecar, indent=2).encode(), overwrite=True)
+        text = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"  # as the model writes sidecars
+        atomic_write_bytes(metadata, text.encode("utf-8"), overwrite=True)
         return JobDone(output=spec.output, metadata=metadata)
 
 

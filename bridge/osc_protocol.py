@@ -47,6 +47,11 @@ from pythonosc.parsing import osc_types
 from . import const
 from .errors import ErrorCode, RequestError
 
+try:
+    from visage.model.files.result_files import wrap_yaw
+except ModuleNotFoundError:  # inside the Blender extension: the contract's copy vendored next to this one
+    from .result_files import wrap_yaw
+
 PING = f"{const.ADDRESS_PREFIX}/ping"
 GENERATE = f"{const.ADDRESS_PREFIX}/generate"
 CANCEL = f"{const.ADDRESS_PREFIX}/cancel"
@@ -320,13 +325,6 @@ def check_path_shape(path: str, name: str) -> str:
     return path
 
 
-def normalise_yaw(yaw: float) -> float:
-    """Map any yaw in degrees to [-180, 180) (values already inside are returned unchanged)."""
-    if -180.0 <= yaw < 180.0:
-        return yaw
-    return (yaw + 180.0) % 360.0 - 180.0
-
-
 def _options_number(obj: Mapping[str, Any], key: str) -> float | None:
     value = obj.get(key)
     if value is None:
@@ -458,7 +456,7 @@ def _decode_generate(args: Sequence[Any]) -> Generate:
         media=media,
         start=start,
         end=end,
-        yaw=normalise_yaw(yaw),
+        yaw=wrap_yaw(yaw),
         pitch=pitch,
         options=options,
         reply_port=reply_port,

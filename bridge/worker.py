@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
+import visage.model.files.result_files as rf
 from visage.model.files.output_files import atomic_copy, atomic_write_bytes, remove_stale_parts
 
 from . import const
@@ -27,14 +28,6 @@ from .jobs import Job
 from .result_cache import CachedResult, ResultCache, cache_key
 
 log = logging.getLogger(__name__)
-
-
-def _sibling_metadata(cached: CachedResult, output: Path) -> Path:
-    """Where the copied metadata goes: same naming relation to the output as the cached pair."""
-    stem = cached.output.stem
-    if cached.metadata.parent == cached.output.parent and cached.metadata.name.startswith(stem):
-        return output.with_name(output.stem + cached.metadata.name[len(stem) :])
-    return output.with_suffix(".json")
 
 
 def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
@@ -48,19 +41,19 @@ def _copy_metadata(cached: CachedResult, output: Path, metadata: Path) -> None:
         document = json.loads(cached.metadata.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError):
         document = None
-    if not isinstance(document, dict) or not ({"file", const.PREVIEW_KEY} & document.keys()):
+    if not isinstance(document, dict) or not ({rf.FILE_KEY, rf.PREVIEW_KEY} & document.keys()):
         atomic_copy(cached.metadata, metadata, overwrite=True)  # nothing in it names a file: copy it as is
         return
-    if isinstance(document.get("file"), str):
-        document["file"] = output.name
-    preview = document.get(const.PREVIEW_KEY)
+    if isinstance(document.get(rf.FILE_KEY), str):
+        document[rf.FILE_KEY] = output.name
+    preview = document.get(rf.PREVIEW_KEY)
     if isinstance(preview, str) and (cached.metadata.parent / preview).is_file():
-        copied = output.with_name(output.stem + const.PREVIEW_SUFFIX)
+        copied = rf.preview_path(output)
         atomic_copy(cached.metadata.parent / preview, copied, overwrite=True)
-        _copy_preview_sidecar(cached.metadata.parent / (preview + ".json"), copied, output)
-        document[const.PREVIEW_KEY] = copied.name
+        _copy_preview_sidecar(rf.sidecar_path(cached.metadata.parent / preview), copied, output)
+        document[rf.PREVIEW_KEY] = copied.name
     else:
-        document.pop(const.PREVIEW_KEY, None)
+        document.pop(rf.PREVIEW_KEY, None)
     _write_json(metadata, document)
 
 
@@ -71,8 +64,8 @@ def _copy_preview_sidecar(cached: Path, preview: Path, output: Path) -> None:
     except (OSError, ValueError):
         return  # no readable sidecar: the preview alone is still worth having
     if isinstance(document, dict):
-        document.update(file=preview.name, source=str(output.resolve()))
-        _write_json(preview.with_name(preview.name + ".json"), document)
+        document.update({rf.FILE_KEY: preview.name, rf.SOURCE_KEY: str(output.resolve())})
+        _write_json(rf.sidecar_path(preview), document)
 
 
 def _write_json(path: Path, document: dict[str, object]) -> None:
@@ -178,7 +171,7 @@ class Worker:
             if output == hit.output:
                 metadata = hit.metadata
             else:
-                metadata = _sibling_metadata(hit, output)
+                metadata = rf.sidecar_path(output)
                 _copy_metadata(hit, output, metadata)
                 atomic_copy(hit.output, output, overwrite=True)
         except OSError as exc:

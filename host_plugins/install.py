@@ -6,11 +6,12 @@ checkout (the Blender tests load it by path inside the bpy environment).
 * **Blender**: `build_blender_extension` assembles ``visage_ambisonics-<version>.zip`` from
   ``blender/`` (glue + manifest), ``common/`` (copied verbatim: the shared logic) and the bridge client
   with the pure modules it imports, copied into ``vendor/visage_bridge/`` (the extension cannot import
-  this project's package) together with the atomic writer (``model/files/output_files.py``, which
-  ``state_dir`` imports from there when ``visage`` is not importable), plus the python-osc wheel the
-  manifest lists (Blender installs listed wheels into the extension's private site-packages). The wheel
-  comes from ``--wheel``, a cached copy, ``pip download``, or, offline, is repacked from the python-osc
-  installed in this environment.
+  this project's package) together with the result-file contract and the atomic writer it uses
+  (``model/files/result_files.py``, ``output_files.py``: the bridge and ``common/`` import them from
+  there when ``visage`` is not importable), plus the python-osc wheel the manifest lists (Blender
+  installs listed wheels into the extension's private site-packages). The wheel comes from ``--wheel``,
+  a cached copy, ``pip download``, or, offline, is repacked from the python-osc installed in this
+  environment.
 * **Resolve / REAPER**: the script is copied to the host's per-user script folder with its
   configuration block rewritten to point at this environment's site-packages (where
   ``visage.bridge.client`` and ``visage.host_plugins.common`` are installed) and at the chosen daemon.
@@ -51,7 +52,7 @@ BRIDGE_MODULES = (
     "state_dir.py",
 )
 # The stdlib-only file contracts of visage.model.files, vendored byte-equal into the same package.
-CONTRACT_MODULES = ("output_files.py",)
+CONTRACT_MODULES = ("output_files.py", "result_files.py")
 VENDOR_PACKAGE = "vendor/visage_bridge"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip
 PIP_TIMEOUT_S = 120
@@ -83,7 +84,7 @@ def bridge_source_dir() -> Path:
 def contract_source_dir() -> Path:
     """The ``visage.model.files`` sources: ``model/files/`` next to ``host_plugins/``, else the installed."""
     folder = HERE.parent / "model" / "files"
-    if (folder / "output_files.py").is_file():
+    if (folder / "result_files.py").is_file():
         return folder
     try:
         import visage.model.files as files  # an install that keeps the packages apart

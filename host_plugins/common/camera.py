@@ -10,13 +10,15 @@ frame::
     pitch = atan2(d.z, hypot(d.x, d.y))   # positive = up
 
 Hand-checked cases (Euler XYZ degrees -> yaw, pitch): (90,0,0) -> (0,0); (90,0,90) -> (90,0);
-(90,0,-90) -> (-90,0); (120,0,0) -> (0,30); (90,0,180) -> (180,0); (0,0,0) -> (0,-90).
+(90,0,-90) -> (-90,0); (120,0,0) -> (0,30); (90,0,180) -> (-180,0); (0,0,0) -> (0,-90).
 """
 
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
+
+from .result_files import contract
 
 Vector3 = tuple[float, float, float]
 Matrix3 = tuple[Vector3, Vector3, Vector3]  # rows
@@ -25,7 +27,7 @@ VERTICAL_EPSILON = 1e-9  # |horizontal part| below this: looking straight up/dow
 
 
 class CameraAngles(NamedTuple):
-    yaw_deg: float  # (-180, 180], positive left
+    yaw_deg: float  # [-180, 180), positive left
     pitch_deg: float  # [-90, 90], positive up
 
 
@@ -88,12 +90,6 @@ def in_reference_frame(direction: Vector3, reference: Matrix3 | None) -> Vector3
     )
 
 
-def _wrap_degrees(angle: float) -> float:
-    """Into (-180, 180]."""
-    wrapped = angle % 360.0
-    return wrapped - 360.0 if wrapped > 180.0 else wrapped
-
-
 def direction_angles(direction: Vector3, *, fallback_yaw_deg: float = 0.0) -> CameraAngles:
     """Yaw/pitch of a direction in the reference frame (+Y front, +Z up).
 
@@ -103,8 +99,8 @@ def direction_angles(direction: Vector3, *, fallback_yaw_deg: float = 0.0) -> Ca
     horizontal = math.hypot(x, y)
     pitch = math.degrees(math.atan2(z, horizontal))
     if horizontal < VERTICAL_EPSILON:
-        return CameraAngles(_wrap_degrees(fallback_yaw_deg), pitch)
-    return CameraAngles(_wrap_degrees(math.degrees(math.atan2(-x, y))), pitch)
+        return CameraAngles(contract.wrap_yaw(fallback_yaw_deg), pitch)
+    return CameraAngles(contract.wrap_yaw(math.degrees(math.atan2(-x, y))), pitch)
 
 
 def camera_angles(

@@ -1,42 +1,36 @@
 """Direction curves as hosts write them: samples, the file format, a mean direction, text directives.
 
-The file format is the project's (``visage.model.features.direction``, which hosts may not import because it
-pulls numpy/torch): JSON ``{"time": [...], "yaw": [...], "pitch": [...]}`` or CSV with the header
-``time,yaw,pitch``; times in seconds on the media's own timeline, strictly increasing; yaw in degrees,
-positive left; pitch in [-90, 90], positive up. Each sample holds until the next one (sample-and-hold),
+The file format and the yaw interval are the project's result-file contract
+(``visage.model.files.result_files``, through ``result_files.contract``): JSON
+``{"time": [...], "yaw": [...], "pitch": [...]}`` or CSV with the header ``time,yaw,pitch``; times in
+seconds on the media's own timeline, strictly increasing; yaw in degrees, positive left, reported in
+[-180, 180); pitch in [-90, 90], positive up. Each sample holds until the next one (sample-and-hold),
 so a sample equal to its predecessor carries no information and is dropped.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-CURVE_FIELDS = ("time", "yaw", "pitch")
+from .result_files import contract
+
+CURVE_FIELDS = contract.CURVE_FIELDS
 _NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+))"
 _YAW = re.compile(rf"\b(?:yaw|azimuth|azi)\s*[=:]\s*{_NUMBER}", re.IGNORECASE)
 _PITCH = re.compile(rf"\b(?:pitch|elevation|ele)\s*[=:]\s*{_NUMBER}", re.IGNORECASE)
 
 
-class CurveError(ValueError):
-    """Samples that do not make a direction curve."""
+CurveError = contract.CurveError  # samples, text or a file that do not make a direction curve
 
 
 class CurveSample(NamedTuple):
     time_s: float
-    yaw_deg: float  # (-180, 180]
+    yaw_deg: float  # [-180, 180)
     pitch_deg: float  # [-90, 90]
-
-
-def _wrap(angle: float) -> float:
-    wrapped = angle % 360.0
-    return wrapped - 360.0 if wrapped > 180.0 else wrapped
 
 
 def build_curve(samples: Iterable[tuple[float, float, float]]) -> tuple[CurveSample, ...]:
@@ -45,54 +39,33 @@ def build_curve(samples: Iterable[tuple[float, float, float]]) -> tuple[CurveSam
     Raises:
         CurveError: no samples, a non-finite value, pitch outside [-90, 90], times not increasing.
     """
+    rows = list(samples)
+    times, yaws, pitches = contract.check_curve(*(zip(*rows, strict=True) if rows else ((), (), ())))
     out: list[CurveSample] = []
-    last_time: float | None = None
-    for i, (time_s, yaw, pitch) in enumerate(samples):
-        values = (float(time_s), float(yaw), float(pitch))
-        if not all(math.isfinite(v) for v in values):
-            raise CurveError(f"sample {i}: values must be finite, got {values}")
-        if not -90.0 <= values[2] <= 90.0:
-            raise CurveError(f"sample {i}: pitch must lie in [-90, 90], got {values[2]}")
-        if last_time is not None and values[0] <= last_time:
-            raise CurveError(f"sample {i}: time must increase strictly, got {values[0]} after {last_time}")
-        last_time = values[0]
-        sample = CurveSample(values[0], _wrap(values[1]), values[2])
+    for time_s, yaw, pitch in zip(times, yaws, pitches, strict=True):
+        sample = CurveSample(time_s, contract.wrap_yaw(yaw), pitch)
         if out and (out[-1].yaw_deg, out[-1].pitch_deg) == (sample.yaw_deg, sample.pitch_deg):
             continue
         out.append(sample)
-    if not out:
-        raise CurveError("a direction curve needs at least one sample")
     return tuple(out)
 
 
 def format_curve(samples: Sequence[CurveSample], file_format: str = "json") -> str:
     """The text of a curve file (``"json"`` or ``"csv"``); floats are written with repr (exact)."""
-    columns = [list(column) for column in zip(*samples, strict=True)] if samples else [[], [], []]
-    if file_format == "json":
-        return json.dumps(dict(zip(CURVE_FIELDS, columns, strict=True)), indent=1) + "\n"
-    if file_format == "csv":
-        rows = (",".join(repr(float(v)) for v in sample) for sample in samples)
-        return "\n".join([",".join(CURVE_FIELDS), *rows]) + "\n"
-    raise CurveError(f"unknown curve format {file_format!r}; expected 'json' or 'csv'")
+    return contract.format_curve(_columns(samples), file_format)
 
 
 def write_curve(path: str | Path, samples: Sequence[CurveSample]) -> Path:
-    """Write a curve file atomically (temp file + rename); the suffix (.json/.csv) picks the format."""
+    """Write a curve file atomically, replacing it; the suffix (.json/.csv) picks the format."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".csv"):
-        raise CurveError(f"{path}: curve files end in .json or .csv")
-    text = format_curve(samples, suffix[1:])
+    contract.curve_format(path)  # an unknown suffix fails before the folder is made
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return contract.write_curve_file(path, _columns(samples), overwrite=True)
+
+
+def _columns(samples: Sequence[CurveSample]) -> contract.CurveColumns:
+    columns = tuple(zip(*samples, strict=True)) if samples else ((), (), ())
+    return contract.CurveColumns(*columns)
 
 
 def mean_direction(samples: Sequence[CurveSample], start_s: float, end_s: float) -> tuple[float, float]:
@@ -118,7 +91,7 @@ def mean_direction(samples: Sequence[CurveSample], start_s: float, end_s: float)
     if math.hypot(cos_sum, sin_sum) < 1e-9 * total:
         first = next(s for w, s in zip(weights, samples, strict=True) if w > 0)
         return first.yaw_deg, pitch
-    return _wrap(math.degrees(math.atan2(sin_sum, cos_sum))), pitch
+    return contract.wrap_yaw(math.degrees(math.atan2(sin_sum, cos_sum))), pitch
 
 
 def parse_direction_text(text: str | None) -> tuple[float, float] | None:
@@ -135,4 +108,4 @@ def parse_direction_text(text: str | None) -> tuple[float, float] | None:
     pitch_deg = float(pitch.group(1)) if pitch else 0.0
     if not -90.0 <= pitch_deg <= 90.0:
         return None
-    return (_wrap(float(yaw.group(1))) if yaw else 0.0), pitch_deg
+    return (contract.wrap_yaw(float(yaw.group(1))) if yaw else 0.0), pitch_deg

@@ -4,6 +4,10 @@ A job writes ``<folder>/<base>-<short id>.wav`` (the AmbiX result, named by the 
 and, for a moving camera, ``<folder>/<base>-<short id>.direction.json`` next to it, so that a result and
 the curve that conditioned it stay together. The daemon's JSON sidecar may name a binaural ``preview``
 (stereo WAV) to monitor the AmbiX file; hosts place it only when the key is there and the file exists.
+
+Those names, the sidecar's keys, the curve file format and the yaw interval are the project's result-file
+contract (``visage.model.files.result_files``); this is where ``common/`` imports it, from the project
+or, inside the Blender extension, from the copy ``install.py`` vendors.
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+try:
+    from visage.model.files import result_files as contract
+except ModuleNotFoundError:  # inside the Blender extension (no visage package): the vendored copy
+    from ..vendor.visage_bridge import result_files as contract
+
 MAX_BASE_CHARS = 48
 SHORT_ID_CHARS = 8
-PREVIEW_KEY = "preview"
+PREVIEW_KEY = contract.PREVIEW_KEY
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

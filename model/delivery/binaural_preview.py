@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from visage.bridge.const import PREVIEW_SUFFIX  # one name for the model, the daemon and the hosts
 from visage.model.audio.binaural import (
     BinauralDecoder,
     binaural_decoder,
@@ -35,8 +34,11 @@ from visage.model.audio.binaural import (
 from visage.model.audio.loudness import Loudness, measure_loudness_if_possible
 from visage.model.audio.sofa import read_sofa
 from visage.model.features.direction import CameraDirection
-from visage.model.files.audio_io import read_ambix, resample, sidecar_path
+from visage.model.files import result_files as rf
+from visage.model.files.audio_io import read_ambix, resample
 from visage.model.files.output_files import atomic_output, check_new_output
+from visage.model.files.result_files import preview_path as preview_path
+from visage.model.files.result_files import sidecar_path
 
 from .result_context import read_result_context
 
@@ -67,12 +69,6 @@ class WrittenPreview:
     hrtf: str
     gain_db: float
     loudness: Loudness | None
-
-
-def preview_path(result_wav: str | os.PathLike[str]) -> Path:
-    """Where a result's preview goes by default: ``clip.wav`` -> ``clip.binaural.wav``."""
-    path = Path(result_wav)
-    return path.with_name(path.stem + PREVIEW_SUFFIX)
 
 
 def load_decoder(sample_rate: int, sofa: str | os.PathLike[str] | None = None) -> BinauralDecoder:
@@ -159,11 +155,11 @@ def check_preview_output(
         ValueError: ``path`` is not a .wav file, or is the result itself.
         OutputExistsError, MissingOutputFolderError, UnwritableOutputFolderError: as for AmbiX output.
     """
-    path = Path(path)
-    path = check_new_output(path, suffixes=(".wav",), overwrite=overwrite, companions=(sidecar_path(path),))
-    if path.resolve() == Path(result_wav).resolve():
-        raise ValueError(f"{path}: the preview would replace the result it is made from")
-    return path
+    preview = Path(path)
+    check_new_output(preview, suffixes=(".wav",), overwrite=overwrite, companions=(sidecar_path(preview),))
+    if preview.resolve() == Path(result_wav).resolve():
+        raise ValueError(f"{preview}: the preview would replace the result it is made from")
+    return preview
 
 
 def write_preview_file(
@@ -178,16 +174,16 @@ def write_preview_file(
     sidecar = sidecar_path(path)
     stereo, listener = rendered.stereo, rendered.listener
     facts: dict[str, Any] = {
-        "format": "binaural",
-        "channels": ["left", "right"],
-        "file": path.name,
-        "source": str(Path(result_wav).resolve()),
-        "sample_rate": rendered.sample_rate,
-        "num_frames": int(stereo.shape[1]),
-        "listener": {"yaw_deg": listener.yaw_deg, "pitch_deg": listener.pitch_deg},
-        "hrtf": rendered.hrtf,
-        "gain_db": round(rendered.gain_db, 3),
-        "loudness": None if rendered.loudness is None else rendered.loudness.as_metadata(),
+        rf.FORMAT_KEY: "binaural",
+        rf.CHANNELS_KEY: ["left", "right"],
+        rf.FILE_KEY: path.name,
+        rf.SOURCE_KEY: str(Path(result_wav).resolve()),
+        rf.SAMPLE_RATE_KEY: rendered.sample_rate,
+        rf.NUM_FRAMES_KEY: int(stereo.shape[1]),
+        rf.LISTENER_KEY: {rf.DIRECTION_YAW_KEY: listener.yaw_deg, rf.DIRECTION_PITCH_KEY: listener.pitch_deg},
+        rf.HRTF_KEY: rendered.hrtf,
+        rf.GAIN_DB_KEY: round(rendered.gain_db, 3),
+        rf.LOUDNESS_KEY: None if rendered.loudness is None else rendered.loudness.as_metadata(),
     }
     with (
         atomic_output(path, overwrite=overwrite) as tmp_wav,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from visage.model.features.direction import CameraDirection, DirectionError
-from visage.model.files.audio_io import sidecar_path
+from visage.model.files import result_files as rf
 
 
 class ResultContext(NamedTuple):
@@ -27,16 +27,16 @@ class ResultContext(NamedTuple):
 def read_result_context(result_wav: str | Path) -> ResultContext:
     """Read ``<result>.wav.json`` if it exists; unreadable or foreign sidecars give an empty context."""
     try:
-        document = json.loads(sidecar_path(result_wav).read_text(encoding="utf-8"))
+        document = json.loads(rf.sidecar_path(result_wav).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ResultContext(None, None)
     if not isinstance(document, dict):
         return ResultContext(None, None)
-    return ResultContext(_start(document.get("range")), _camera(document.get("direction")))
+    return ResultContext(_start(document.get(rf.RANGE_KEY)), _camera(document.get(rf.DIRECTION_KEY)))
 
 
 def _start(section: Any) -> float | None:
-    value = section.get("start_s") if isinstance(section, dict) else None
+    value = section.get(rf.RANGE_START_KEY) if isinstance(section, dict) else None
     if (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -48,9 +48,9 @@ def _start(section: Any) -> float | None:
 
 
 def _camera(section: Any) -> CameraDirection | None:
-    if not isinstance(section, dict) or section.get("curve"):
+    if not isinstance(section, dict) or section.get(rf.DIRECTION_CURVE_KEY):
         return None
     try:
-        return CameraDirection(section["yaw_deg"], section["pitch_deg"])
+        return CameraDirection(section[rf.DIRECTION_YAW_KEY], section[rf.DIRECTION_PITCH_KEY])
     except (KeyError, TypeError, DirectionError):
         return None

@@ -9,27 +9,24 @@ A direction can change over a clip (a moving camera): ``DirectionCurve`` holds t
 and gives the mean direction over a window. Times are seconds on the media's own timeline (0 = the
 first frame of the source video file, not of an edit's in-point), so one curve serves every range
 cut from that media. Curve files are JSON ``{"time": [...], "yaw": [...], "pitch": [...]}`` or CSV
-with the header ``time,yaw,pitch`` (seconds, degrees, degrees).
+with the header ``time,yaw,pitch`` (seconds, degrees, degrees); ``visage.model.files.result_files``
+owns that format and the yaw interval [-180, 180), which the model shares with the daemon and the hosts.
 
 Shapes: S samples of a curve.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import numbers
 import operator
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-CURVE_FIELDS = ("time", "yaw", "pitch")  # keys of a curve file, in CSV column order
+import visage.model.files.result_files as result_files
 
 ELEVATION_UNITS_MAX = 90  # dataset elevation e: 2° steps from the zenith, 0..90
 AZIMUTH_UNITS_MAX = 179  # dataset azimuth a: 2° steps from the back, 0..179
@@ -44,7 +41,7 @@ class DirectionError(ValueError):
 class CameraDirection:
     """Where the camera looks, in degrees (AmbiX: yaw positive left, pitch positive up).
 
-    ``yaw_deg`` is wrapped into (−180, 180] on construction; ``pitch_deg`` must lie in [−90, 90].
+    ``yaw_deg`` is wrapped into [−180, 180) on construction; ``pitch_deg`` must lie in [−90, 90].
     """
 
     yaw_deg: float
@@ -54,7 +51,7 @@ class CameraDirection:
         yaw = _finite("yaw_deg", self.yaw_deg)
         pitch = _finite("pitch_deg", self.pitch_deg)
         _check_pitch("pitch_deg", pitch)
-        object.__setattr__(self, "yaw_deg", _wrap_degrees(yaw))
+        object.__setattr__(self, "yaw_deg", result_files.wrap_yaw(yaw))
         object.__setattr__(self, "pitch_deg", pitch)
 
 
@@ -68,21 +65,24 @@ class DirectionCurve:
     """
 
     times_s: tuple[float, ...]  # [S] seconds on the media timeline, strictly increasing
-    yaws_deg: tuple[float, ...]  # [S] wrapped into (−180, 180]
+    yaws_deg: tuple[float, ...]  # [S] wrapped into [−180, 180)
     pitches_deg: tuple[float, ...]  # [S] in [−90, 90]
 
     def __post_init__(self) -> None:
-        times, yaws, pitches = _validated_samples(
-            self.times_s, self.yaws_deg, self.pitches_deg, names=("times_s", "yaws_deg", "pitches_deg")
-        )
+        try:
+            times, yaws, pitches = result_files.check_curve(
+                self.times_s, self.yaws_deg, self.pitches_deg, names=("times_s", "yaws_deg", "pitches_deg")
+            )
+        except result_files.CurveError as error:
+            raise DirectionError(str(error)) from None
         object.__setattr__(self, "times_s", times)
-        object.__setattr__(self, "yaws_deg", tuple(_wrap_degrees(yaw) for yaw in yaws))
+        object.__setattr__(self, "yaws_deg", tuple(result_files.wrap_yaw(yaw) for yaw in yaws))
         object.__setattr__(self, "pitches_deg", pitches)
 
     def mean_over(self, start_s: float, end_s: float) -> CameraDirection:
         """Mean direction over ``[start_s, end_s]``, each sample weighted by the time it holds there.
 
-        Yaw is the circular mean (so 170° and −170° average to 180°, not 0°); pitch the arithmetic
+        Yaw is the circular mean (so 170° and −170° average to −180°, not 0°); pitch the arithmetic
         mean. A window of zero length gives the direction held at ``start_s``.
 
         Raises:
@@ -208,7 +208,7 @@ def dataset_units_to_camera(
 
 
 def parse_direction_curve(text: str, file_format: str) -> DirectionCurve:
-    """Read a curve from the text of a JSON or CSV direction file.
+    """Read a curve from the text of a JSON or CSV direction file (format: ``result_files``).
 
     Args:
         text: the file's content.
@@ -220,11 +220,10 @@ def parse_direction_curve(text: str, file_format: str) -> DirectionCurve:
     Raises:
         DirectionError: naming the field and the entry (JSON index, CSV line) that is wrong.
     """
-    if file_format == "json":
-        return _parse_json(text)
-    if file_format == "csv":
-        return _parse_csv(text)
-    raise DirectionError(f"unknown direction file format {file_format!r}; expected 'json' or 'csv'")
+    try:
+        return DirectionCurve(*result_files.parse_curve(text, file_format))
+    except result_files.CurveError as error:
+        raise DirectionError(str(error)) from None
 
 
 def format_direction_curve(curve: DirectionCurve, file_format: str) -> str:
@@ -237,13 +236,10 @@ def format_direction_curve(curve: DirectionCurve, file_format: str) -> str:
     Returns:
         The file content.
     """
-    columns = (curve.times_s, curve.yaws_deg, curve.pitches_deg)
-    if file_format == "json":
-        return json.dumps(dict(zip(CURVE_FIELDS, (list(c) for c in columns), strict=True)), indent=1) + "\n"
-    if file_format == "csv":
-        rows = (",".join(repr(value) for value in row) for row in zip(*columns, strict=True))
-        return "\n".join([",".join(CURVE_FIELDS), *rows]) + "\n"
-    raise DirectionError(f"unknown direction file format {file_format!r}; expected 'json' or 'csv'")
+    try:
+        return result_files.format_curve(_columns(curve), file_format)
+    except result_files.CurveError as error:
+        raise DirectionError(str(error)) from None
 
 
 def load_direction_curve(path: str | Path) -> DirectionCurve:
@@ -252,108 +248,23 @@ def load_direction_curve(path: str | Path) -> DirectionCurve:
     Raises:
         DirectionError: missing file, unknown suffix, or bad content; the message starts with the path.
     """
-    path = Path(path)
-    file_format = _format_of(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DirectionError(f"{path}: direction file not found") from None
-    try:
-        return parse_direction_curve(text, file_format)
-    except DirectionError as error:
-        raise DirectionError(f"{path}: {error}") from error
+        columns = result_files.read_curve_file(path)
+    except result_files.CurveError as error:
+        raise DirectionError(str(error)) from None
+    return DirectionCurve(*columns)
 
 
 def save_direction_curve(curve: DirectionCurve, path: str | Path) -> None:
-    """Save a direction curve as ``.json`` or ``.csv`` (chosen by the suffix), replacing the file."""
-    path = Path(path)
-    path.write_text(format_direction_curve(curve, _format_of(path)), encoding="utf-8")
-
-
-def _parse_json(text: str) -> DirectionCurve:
+    """Save a direction curve as ``.json`` or ``.csv`` (by the suffix), replacing the file atomically."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DirectionError(f"not valid JSON: {error}") from None
-    if not isinstance(document, dict) or set(document) != set(CURVE_FIELDS):
-        found = sorted(document) if isinstance(document, dict) else type(document).__name__
-        raise DirectionError(f'expected an object with exactly the keys "time", "yaw", "pitch", got {found}')
-    columns = []
-    for name in CURVE_FIELDS:
-        values = document[name]
-        if not isinstance(values, list):
-            raise DirectionError(f'"{name}" must be a list of numbers, got {type(values).__name__}')
-        columns.append(values)
-    times, yaws, pitches = _validated_samples(*columns, names=CURVE_FIELDS, entry=lambda i: f"index {i}")
-    return DirectionCurve(times, yaws, pitches)
+        result_files.write_curve_file(path, _columns(curve), overwrite=True)
+    except result_files.CurveError as error:
+        raise DirectionError(str(error)) from None
 
 
-def _parse_csv(text: str) -> DirectionCurve:
-    text = text.removeprefix("\ufeff")  # spreadsheet programs start UTF-8 CSV with a byte-order mark
-    rows = [(line, row) for line, row in enumerate(csv.reader(io.StringIO(text)), start=1) if row]
-    if not rows:
-        raise DirectionError(
-            f"empty file; expected the header {','.join(CURVE_FIELDS)} and one row per sample"
-        )
-    header = [name.strip() for name in rows[0][1]]
-    if header != list(CURVE_FIELDS):
-        raise DirectionError(f"expected the header {','.join(CURVE_FIELDS)}, got {','.join(header)}")
-    columns: list[list[float]] = [[], [], []]
-    for line, row in rows[1:]:
-        if len(row) != len(CURVE_FIELDS):
-            raise DirectionError(
-                f"line {line}: expected {len(CURVE_FIELDS)} values (time,yaw,pitch), got {row}"
-            )
-        for column, name, cell in zip(columns, CURVE_FIELDS, row, strict=True):
-            try:
-                column.append(float(cell))
-            except ValueError:
-                raise DirectionError(f"line {line}, {name}: {cell.strip()!r} is not a number") from None
-    lines = [line for line, _ in rows[1:]]
-    times, yaws, pitches = _validated_samples(
-        *columns, names=CURVE_FIELDS, entry=lambda i: f"line {lines[i]}"
-    )
-    return DirectionCurve(times, yaws, pitches)
-
-
-def _validated_samples(
-    times: Iterable[object],
-    yaws: Iterable[object],
-    pitches: Iterable[object],
-    *,
-    names: tuple[str, str, str],
-    entry: Callable[[int], str] = lambda i: f"sample {i}",
-) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-    """Check curve samples; errors name the field and the entry (sample, JSON index or CSV line)."""
-    columns = []
-    for name, values in zip(names, (times, yaws, pitches), strict=True):
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise DirectionError(f"{name} must be a sequence of numbers, got {values!r}")
-        column = []
-        for i, value in enumerate(values):
-            try:
-                column.append(_finite(name, value))
-            except DirectionError as error:
-                raise DirectionError(f"{entry(i)}: {error}") from None
-        columns.append(tuple(column))
-    lengths = {name: len(column) for name, column in zip(names, columns, strict=True)}
-    if len(set(lengths.values())) != 1:
-        raise DirectionError(f"time, yaw and pitch need one value per sample, got lengths {lengths}")
-    if not columns[0]:
-        raise DirectionError("a direction curve needs at least one sample, got none")
-    for i, pitch in enumerate(columns[2]):
-        try:
-            _check_pitch(names[2], pitch)
-        except DirectionError as error:
-            raise DirectionError(f"{entry(i)}: {error}") from None
-    times_checked = columns[0]
-    for i in range(1, len(times_checked)):
-        if times_checked[i] <= times_checked[i - 1]:
-            raise DirectionError(
-                f"{entry(i)}: {names[0]} must increase strictly, "
-                f"got {times_checked[i]} after {times_checked[i - 1]}"
-            )
-    return times_checked, columns[1], columns[2]
+def _columns(curve: DirectionCurve) -> result_files.CurveColumns:
+    return result_files.CurveColumns(curve.times_s, curve.yaws_deg, curve.pitches_deg)
 
 
 def _dataset_degrees(elevation_units: int, azimuth_units: int, augment: bool) -> tuple[int, int]:
@@ -398,20 +309,5 @@ def _checked_window(start_s: float, end_s: float) -> tuple[float, float]:
     return start, end
 
 
-def _wrap_degrees(angle: float) -> float:
-    """Wrap into (−180, 180]."""
-    wrapped = angle % 360.0
-    return wrapped - 360.0 if wrapped > 180.0 else wrapped
-
-
 def _float32_vector(x: float, y: float, z: float) -> npt.NDArray[np.float32]:
     return np.array([x, y, z], dtype=np.float64).astype(np.float32)
-
-
-def _format_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".csv"):
-        raise DirectionError(
-            f"{path}: direction files must end in .json or .csv, got {suffix or 'no suffix'!r}"
-        )
-    return suffix[1:]

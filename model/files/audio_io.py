@@ -29,7 +29,6 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -50,19 +49,11 @@ from .output_files import (
     write_bytes_durably,
 )
 from .output_files import UnwritableOutputFolderError as UnwritableOutputFolderError
+from .result_files import AMBIX_LAYOUT as AMBIX_LAYOUT
+from .result_files import FILE_KEY, NUM_FRAMES_KEY, SAMPLE_RATE_KEY, SUBTYPE_KEY
+from .result_files import sidecar_path as sidecar_path
 
 AMBIX_CHANNELS = 4
-
-AMBIX_LAYOUT: Mapping[str, Any] = MappingProxyType(
-    {
-        "format": "AmbiX",
-        "order": 1,
-        "channel_order": "ACN",
-        "normalization": "SN3D",
-        "channels": ("W", "Y", "Z", "X"),
-    }
-)
-"""Channel layout facts written into every sidecar."""
 
 _INFO_COMMENT = "AmbiX first-order ambisonics: ACN channel order W, Y, Z, X; SN3D normalisation"
 _SOFTWARE = "visage"
@@ -113,12 +104,6 @@ class AmbixAudio(NamedTuple):
 
     audio: np.ndarray  # [4, N] float32, W Y Z X
     sample_rate: int
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """The JSON sidecar of an audio file: ``clip.wav`` → ``clip.wav.json`` (unambiguous per file)."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
 
 
 def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -284,10 +269,10 @@ def _sidecar_json(
     """Serialise the sidecar before anything touches the disk, so bad metadata leaves no files."""
     facts = {
         **AMBIX_LAYOUT,
-        "file": path.name,
-        "sample_rate": sample_rate,
-        "num_frames": num_frames,
-        "subtype": subtype,
+        FILE_KEY: path.name,
+        SAMPLE_RATE_KEY: sample_rate,
+        NUM_FRAMES_KEY: num_frames,
+        SUBTYPE_KEY: subtype,
     }
     extra = dict(metadata or {})
     clashes = sorted(facts.keys() & extra.keys())

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from visage.bridge.const import PREVIEW_KEY
 from visage.model.audio.codec import DacCodec, FoaCodec
 from visage.model.audio.loudness import LoudnessError, measure_loudness_if_possible, normalize_loudness
 from visage.model.delivery.binaural_preview import (
@@ -43,6 +42,7 @@ from visage.model.features.energy_map import energy_map
 from visage.model.features.vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
 from visage.model.features.windows import Window, plan_windows
 from visage.model.files.audio_io import WrittenAudio, check_output_path, resample, write_ambix
+from visage.model.files.result_files import PREVIEW_KEY
 from visage.model.files.video_io import RangeError, VideoError, probe_video, read_clip_frames
 from visage.model.network.checkpoint import DEFAULT_REPO_ID, load_pretrained
 from visage.model.network.generation import Guidance, Sampling, generate

@@ -190,7 +190,7 @@ def test_generate_follows_the_animated_camera(installed_extension: str, daemon: 
     assert sound.sound.channels == "CHANNELS_4" and not sound.mute
     with wave.open(request.output) as result:
         assert result.getnchannels() == 4
-    sidecar = json.loads(Path(request.output).with_suffix(".json").read_text())
+    sidecar = json.loads(Path(request.output + ".json").read_text())  # OUT.wav -> OUT.wav.json
     assert (sidecar["start"], sidecar["end"]) == pytest.approx((5 / 24, 45 / 24))
     assert "placed" not in str(jobs.messages) and "AmbiX on channel 3 at frame 15" in str(jobs.messages[-1])
 

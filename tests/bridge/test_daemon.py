@@ -629,7 +629,7 @@ def test_run_submit_prints_the_output_path(
         run_submit(parser.parse_args([str(media), "--end", "0.3", "-o", str(front), "--daemon", argv[-1]]))
         == 0
     )
-    assert json.loads(front.with_suffix(".json").read_text())["yaw"] == 0.0
+    assert json.loads(Path(str(front) + ".json").read_text())["yaw"] == 0.0  # OUT.wav -> OUT.wav.json
     capsys.readouterr()
     bad = [str(tmp_path / "missing.mp4"), "-o", str(out), "--daemon", f"127.0.0.1:{port}"]
     assert run_submit(parser.parse_args(bad)) == 1

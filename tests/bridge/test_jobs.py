@@ -4,6 +4,7 @@ cancellation and shutdown re-queueing, driven through JobQueue + Worker + FakeEn
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import wave
@@ -422,8 +423,9 @@ def test_identical_request_is_answered_from_the_cache(harness: Harness, media: P
     assert isinstance(d1, Done) and isinstance(d2, Done) and isinstance(d3, Done)
     assert (d1.cached, d2.cached, d3.cached) == (False, True, False)
     assert d2.output != d1.output and Path(d2.output).read_bytes() == Path(d1.output).read_bytes()
-    assert Path(d2.metadata).read_bytes() == Path(d1.metadata).read_bytes()
-    assert Path(d2.metadata) == Path(d2.output).with_suffix(".json")
+    first_sidecar, second_sidecar = (json.loads(Path(d.metadata).read_text()) for d in (d1, d2))
+    assert second_sidecar == {**first_sidecar, "file": Path(d2.output).name}  # it names its own file
+    assert Path(d2.metadata) == Path(d2.output + ".json")  # the sidecar: OUT.wav -> OUT.wav.json
     assert sum(harness.engine.batch_sizes) == 2
 
 

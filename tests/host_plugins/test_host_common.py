@@ -7,6 +7,7 @@ with the fake engine (no torch, no host).
 from __future__ import annotations
 
 import math
+import os
 import struct
 import sys
 import time
@@ -25,7 +26,6 @@ from bridge_fixtures import (  # noqa: F401
     write_media,
 )
 
-from visage.bridge import const as bridge_const
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed
 from visage.bridge.daemon import Daemon
 from visage.host_plugins.common import (
@@ -39,6 +39,7 @@ from visage.host_plugins.common import (
     wav_info,
 )
 from visage.model.features.direction import load_direction_curve
+from visage.model.files import result_files as contract
 
 # ------------------------------------------------------------------------------------------------
 # camera -> yaw/pitch
@@ -51,7 +52,7 @@ from visage.model.features.direction import load_direction_curve
         ((90, 0, 90), (90.0, 0.0)),  # turned left (counter-clockwise from above) -> looks at -X
         ((90, 0, -90), (-90.0, 0.0)),
         ((120, 0, 0), (0.0, 30.0)),  # tilted up 30°
-        ((90, 0, 180), (180.0, 0.0)),  # looks back
+        ((90, 0, 180), (-180.0, 0.0)),  # looks back (yaw in [-180, 180))
         ((90, 0, 45), (45.0, 0.0)),  # d = (-sin45, cos45, 0)
         ((60, 0, 30), (30.0, -30.0)),  # d = (-0.433, 0.75, -0.5): atan2(0.433, 0.75), atan2(-0.5, 0.866)
         ((0, 0, 0), (0.0, -90.0)),  # straight down: yaw undefined -> fallback 0
@@ -203,6 +204,16 @@ def test_curve_files_are_read_by_the_model(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*part"))  # atomic write leaves no temporary file
 
 
+def test_curve_files_get_the_umask_permissions(tmp_path: Path) -> None:
+    """A curve the daemon (maybe another user) reads is not private: 0o666 less the umask, as results."""
+    previous = os.umask(0o022)
+    try:
+        path = direction_curve.write_curve(tmp_path / "c.json", direction_curve.build_curve([(0, 0, 0)]))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_mean_direction_matches_the_model() -> None:
     rows = [(0.0, 170.0, 10.0), (1.0, -170.0, -10.0), (2.5, 20.0, 0.0), (4.0, 90.0, 45.0)]
     samples = direction_curve.build_curve(rows)
@@ -326,8 +337,8 @@ def test_result_paths_and_preview(tmp_path: Path) -> None:
     sidecar.write_text('{"preview": "missing.wav"}')
     assert result_files.preview_path(sidecar) is None
     assert result_files.preview_path(tmp_path / "absent.json") is None
-    # The hosts keep their own copy of the key (the Blender bundle cannot import visage.bridge): the same.
-    assert result_files.PREVIEW_KEY == bridge_const.PREVIEW_KEY
+    # Run from the project, the hosts use the project's contract (the Blender bundle a vendored copy).
+    assert result_files.contract is contract and result_files.PREVIEW_KEY == contract.PREVIEW_KEY
 
 
 def test_wav_info_plain_and_extensible(tmp_path: Path) -> None:

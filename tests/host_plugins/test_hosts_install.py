@@ -106,7 +106,7 @@ def test_extension_zip_is_reproducible(tmp_path: Path, wheel: Path, extension_zi
 def test_vendored_contracts_are_the_projects(extension_zip: Path) -> None:
     """The bundle's copies of the stdlib-only file contracts are byte-equal to ``model/files/``."""
     project = Path(__file__).resolve().parents[2] / "model" / "files"
-    assert "output_files.py" in install.CONTRACT_MODULES
+    assert "result_files.py" in install.CONTRACT_MODULES and "output_files.py" in install.CONTRACT_MODULES
     with zipfile.ZipFile(extension_zip) as archive:
         for name in install.CONTRACT_MODULES:
             assert archive.read(f"vendor/visage_bridge/{name}") == (project / name).read_bytes(), name
@@ -133,11 +133,16 @@ def test_vendored_client_works_without_the_visage_package(
         package = types.ModuleType("visage_ambisonics")   # the extension package, without its bpy __init__
         package.__path__ = [{str(root / "visage_ambisonics")!r}]
         sys.modules["visage_ambisonics"] = package
-        from visage_ambisonics.common import host_client
+        from visage_ambisonics.common import camera, direction_curve, host_client, result_files
         client = host_client.bridge()
         assert client.__name__ == "visage_ambisonics.vendor.visage_bridge.client", client.__name__
         check = host_client.check_connection("{address.host}:{address.port}")
         assert check.ok, check.message
+        assert result_files.contract.__name__ == "visage_ambisonics.vendor.visage_bridge.result_files"
+        curve = direction_curve.build_curve([(0.0, 180.0, 0.0)])
+        assert curve[0].yaw_deg == -180.0 and camera.direction_angles((0.0, -1.0, 0.0)).yaw_deg == -180.0
+        written = direction_curve.write_curve({str(tmp_path / "curve.csv")!r}, curve)
+        assert written.read_text() == "time,yaw,pitch\\n0.0,-180.0,0.0\\n"
         assert "torch" not in sys.modules and "numpy" not in sys.modules
         print("ok", check.message)
         """

@@ -348,7 +348,7 @@ def run_deferred(script: Any, reaper: FakeReaper, timeout_s: float = 10.0) -> in
 
 
 def sidecar(path: str) -> dict:
-    return json.loads(Path(path).with_suffix(".json").read_text())
+    return json.loads(Path(path + ".json").read_text())  # the sidecar: OUT.wav -> OUT.wav.json
 
 
 def test_items_are_generated_and_inserted_on_an_ambix_track(

@@ -345,7 +345,7 @@ def world(
 
 
 def sidecar(output: str) -> dict:
-    return json.loads(Path(output).with_suffix(".json").read_text())
+    return json.loads(Path(output + ".json").read_text())  # the sidecar: OUT.wav -> OUT.wav.json
 
 
 def test_places_the_result_on_a_new_adaptive4_track(

@@ -47,11 +47,11 @@ def _official_vectors() -> list[dict]:
     ("yaw", "wrapped"),
     [
         (0.0, 0.0),
-        (180.0, 180.0),
-        (-180.0, 180.0),
+        (180.0, -180.0),
+        (-180.0, -180.0),
         (190.0, -170.0),
         (-190.0, 170.0),
-        (540.0, 180.0),
+        (540.0, -180.0),
         (-0.0, 0.0),
     ],
 )
@@ -62,7 +62,7 @@ def test_yaw_wraps_into_minus_180_to_180(yaw: float, wrapped: float) -> None:
 @given(yaws, pitches)
 def test_wrapped_yaw_is_in_range_and_the_same_angle(yaw: float, pitch: float) -> None:
     direction = CameraDirection(yaw, pitch)
-    assert -180.0 < direction.yaw_deg <= 180.0
+    assert -180.0 <= direction.yaw_deg < 180.0
     assert math.cos(math.radians(direction.yaw_deg - yaw)) == pytest.approx(1.0)
     assert direction.pitch_deg == pitch
 
@@ -232,7 +232,7 @@ def test_curve_zero_length_window_is_the_held_value() -> None:
 
 def test_curve_yaw_mean_is_circular_across_180() -> None:
     curve = DirectionCurve((0.0, 1.0), (170.0, -170.0), (0.0, 0.0))
-    assert curve.mean_over(0.0, 2.0).yaw_deg == pytest.approx(180.0)
+    assert curve.mean_over(0.0, 2.0).yaw_deg == pytest.approx(-180.0)
     curve = DirectionCurve((0.0, 1.0), (-10.0, 30.0), (0.0, 0.0))
     assert curve.mean_over(0.0, 2.0).yaw_deg == pytest.approx(10.0)
 
@@ -253,7 +253,7 @@ def test_curve_yaws_that_cancel_have_no_mean() -> None:
 
 
 def test_curve_wraps_yaws() -> None:
-    assert DirectionCurve((0.0,), (-180.0,), (0.0,)).yaws_deg == (180.0,)
+    assert DirectionCurve((0.0,), (180.0,), (0.0,)).yaws_deg == (-180.0,)
 
 
 @pytest.mark.parametrize(
