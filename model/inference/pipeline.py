@@ -402,8 +402,14 @@ class VideoToAmbisonics:
     @torch.inference_mode()
     def _finish(self, plan: _Plan, report: Progress) -> GenerationOutput:
         req = plan.request
-        audio44 = self.codec.decode(plan.codes[None].to(self.device))[0].float().cpu().numpy()  # [4, T*hop]
-        report(plan.index, _STAGES["decode"][1], "decode")
+        lo, hi = _STAGES["generate"][1], _STAGES["decode"][1]
+
+        def decode_progress(fraction: float) -> None:
+            report(plan.index, lo + (hi - lo) * fraction, "decode")
+
+        codes = plan.codes[None].to(self.device)  # type: ignore[index]  # [1, T, 36]
+        decoded = self.codec.decode(codes, progress=decode_progress)  # [1, 4, T*hop]
+        audio44 = decoded[0].float().cpu().numpy()  # [4, T*hop]
         codec_rate = self.codec.sample_rate
         n_codec = round(plan.duration * codec_rate)
         n_out = round(plan.duration * req.sample_rate)
