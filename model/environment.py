@@ -102,7 +102,24 @@ def _torch_checks() -> list[Check]:
         out.append(Check("device", True, "mps (Apple GPU)"))
     else:
         out.append(Check("device", True, f"cpu only ({torch.get_num_threads()} threads)"))
+    out.append(_kernel_check())
     return out
+
+
+def _kernel_check() -> Check:
+    """The few-row linear kernels measured on this machine (chosen at the first generation otherwise)."""
+    from visage.model.inference.kernel_store import default_store, read_store
+    from visage.model.network.kernel_choice import cpu_name
+
+    store = default_store()
+    choices = read_store(store)
+    if not choices:
+        return Check("linear kernels", True, f"not measured yet on {cpu_name()} (at first generation)")
+    counts: dict[str, int] = {}
+    for kernel in choices.values():
+        counts[kernel] = counts.get(kernel, 0) + 1
+    summary = ", ".join(f"{kernel} x{n}" for kernel, n in sorted(counts.items()))
+    return Check("linear kernels", True, f"{summary} measured on {cpu_name()} ({store})")
 
 
 def _package_checks() -> list[Check]:

@@ -49,6 +49,7 @@ from visage.model.network.generation import Guidance, Sampling, generate
 from visage.model.network.visage import Visage
 
 from .device_choice import resolve_device, resolve_dtype
+from .kernel_store import use_store
 from .tiny_random_bundle import TINY_RANDOM, tiny_random_folder
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ class VideoToAmbisonics:
         offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes")
         vision = ClipVisionEncoder.from_pretrained(clip_model, device=dev, local_files_only=offline)
         codec = FoaCodec(DacCodec.load(dac_weights, device=dev))
+        use_store()  # this machine's measured few-row kernels, kept in the user cache
         return cls(
             model, vision, codec, checkpoint=name, max_batch=max_batch, batch_invariant=batch_invariant
         )
