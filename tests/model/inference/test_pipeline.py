@@ -94,7 +94,7 @@ def test_a_twelve_second_clip_goes_through_windows_and_decodes_once(pipeline, vi
     decoded = []
     original = pipeline.codec.decode
     monkeypatch.setattr(
-        pipeline.codec, "decode", lambda codes: decoded.append(codes.shape) or original(codes)
+        pipeline.codec, "decode", lambda codes, **kw: decoded.append(codes.shape) or original(codes, **kw)
     )
     (result,) = pipeline.generate([GenerationRequest(videos["long"], 0.25, 12.25, seed=3, sample_rate=48000)])
     out = _ok(result)
