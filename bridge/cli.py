@@ -20,6 +20,15 @@ import sys
 from pathlib import Path
 
 from . import const
+from .cli_arguments import (
+    add_device_argument,
+    add_direction_arguments,
+    add_guidance_arguments,
+    add_output_format_arguments,
+    add_range_arguments,
+    add_seed_argument,
+    add_token_argument,
+)
 from .engine import EngineFactory, EngineUnavailable, resolve_engine_factory
 
 SERVE_DESCRIPTION = (
@@ -65,17 +74,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder requests may read media from and write outputs to (repeatable; default: home)",
     )
-    parser.add_argument(
-        "--token", default=None, help="shared secret every request must carry (default: $VISAGE_TOKEN)"
-    )
+    add_token_argument(parser, help="shared secret every request must carry (default: $VISAGE_TOKEN)")
     parser.add_argument(
         "--model",
         default=const.DEFAULT_MODEL,
         help="model name or checkpoint; 'fake[:delay=S,steps=N,seconds=S]' for a test engine",
     )
-    parser.add_argument(
-        "--device", default="auto", help="torch device for the model (auto, cpu, cuda, cuda:1)"
-    )
+    add_device_argument(parser)
     parser.add_argument("--no-zeroconf", action="store_true", help="do not advertise with mDNS/DNS-SD")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -156,12 +161,8 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
 def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``visage submit`` to ``parser``."""
     parser.add_argument("video", type=Path, help="the video file (made absolute)")
-    parser.add_argument("--yaw", type=float, default=0.0, help="camera yaw in degrees, + = left (AmbiX)")
-    parser.add_argument("--pitch", type=float, default=0.0, help="camera pitch in degrees, + = up")
-    parser.add_argument("--start", type=float, default=0.0, help="clip start in seconds")
-    parser.add_argument(
-        "--end", type=float, default=None, help="clip end in seconds; omitted = to the end of the media"
-    )
+    add_direction_arguments(parser, curve=True)
+    add_range_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, help="output .wav, or an existing folder")
     parser.add_argument(
         "--daemon", default="auto", help="'auto' (endpoint file, ZeroConf, default port) or HOST:PORT"
@@ -170,11 +171,10 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds to wait for the result; then cancel"
     )
-    parser.add_argument("--token", default=None, help="the daemon's token (default: $VISAGE_TOKEN)")
-    parser.add_argument("--guidance", type=float, default=const.DEFAULT_GUIDANCE)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--sample-rate", type=int, default=const.DEFAULT_SAMPLE_RATE_HZ)
-    parser.add_argument("--direction-curve", type=Path, default=None, help="per-time yaw/pitch file")
+    add_token_argument(parser)
+    add_guidance_arguments(parser, mode=False)
+    add_seed_argument(parser)
+    add_output_format_arguments(parser, format=False)
     parser.add_argument(
         "--no-cache", action="store_true", help="recompute even if an identical result exists"
     )

@@ -1,9 +1,9 @@
 """`visage fill`: the argparse front end over `fill.fill_edit`.
 
-Only argparse is imported at module level, so ``visage --help`` stays instant; the run imports OTIO,
-the bridge client and (for local generation) torch when it starts. Exit status: 0 every shot has its
-audio, 1 some shot failed (the output is still written, with gaps), 2 the run could not start,
-130 interrupted (finished shots are kept for ``--resume``).
+Only argparse and the shared option definitions are imported at module level, so ``visage --help`` stays
+instant; the run imports OTIO, the bridge client and (for local generation) torch when it starts. Exit
+status: 0 every shot has its audio, 1 some shot failed (the output is still written, with gaps), 2 the
+run could not start, 130 interrupted (finished shots are kept for ``--resume``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import TYPE_CHECKING
+
+from visage.bridge.cli_arguments import (
+    DEVICE_HELP,
+    add_device_argument,
+    add_direction_arguments,
+    add_force_argument,
+    add_guidance_arguments,
+    add_model_arguments,
+    add_output_format_arguments,
+    add_seed_argument,
+    add_token_argument,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .generators import GenerationSettings, ShotGenerator
@@ -34,12 +46,7 @@ def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N|NAME",
         help="video track to fill, 1 = V1 (bottom); repeatable; without it: all, the top track wins",
     )
-    parser.add_argument(
-        "--yaw", type=float, default=0.0, help="camera yaw for shots without metadata, degrees, + = left"
-    )
-    parser.add_argument(
-        "--pitch", type=float, default=0.0, help="camera pitch for shots without metadata, + = up"
-    )
+    add_direction_arguments(parser, note="for shots without metadata")
     parser.add_argument(
         "--media-root",
         action="append",
@@ -53,10 +60,10 @@ def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="auto|HOST:PORT|none",
         help="generate on a running `visage serve` daemon; auto = one if found, else in this process",
     )
-    parser.add_argument("--token", default=None, help="the daemon's token; $VISAGE_TOKEN when not given")
+    add_token_argument(parser)
     parser.add_argument("--jobs", type=int, default=4, help="shots generated together")
     parser.add_argument("--resume", action="store_true", help="keep intact results of an earlier run")
-    parser.add_argument("--force", action="store_true", help="replace OUT; regenerate an earlier run's shots")
+    add_force_argument(parser, help="replace OUT; regenerate an earlier run's shots")
     parser.add_argument(
         "--output-dir",
         default=None,
@@ -69,28 +76,11 @@ def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="frame rate of an EDL's timecodes (EDLs do not record it; the reader assumes 24)",
     )
-    model = parser.add_mutually_exclusive_group()
-    model.add_argument(
-        "--model", default=None, choices=["tiny-random"], help="offline tiny random models (noise)"
-    )
-    model.add_argument(
-        "--checkpoint",
-        default=None,
-        help="ViSAGe checkpoint folder or repo id; the released jaeyeonkim99/visage when not given",
-    )
-    parser.add_argument("--device", default="auto", help="local generation: auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--guidance", type=float, default=2.5, help="guidance scale (official c+s(c-u))")
-    parser.add_argument(
-        "--guidance-mode", default="joint", choices=["joint", "directional", "visual", "dual", "none"]
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="seed for every shot; one derived from each shot's content when not given",
-    )
-    parser.add_argument("--sample-rate", type=int, default=48000, help="output sample rate")
-    parser.add_argument("--format", default="pcm24", choices=["pcm24", "float"], help="WAV sample format")
+    add_model_arguments(parser, exclusive=True)
+    add_device_argument(parser, help=f"{DEVICE_HELP} (generating here, without a daemon)")
+    add_guidance_arguments(parser)
+    add_seed_argument(parser, help="seed for every shot; one derived from each shot's content when not given")
+    add_output_format_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

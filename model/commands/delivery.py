@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from visage.bridge.cli_arguments import add_direction_arguments, add_force_argument, add_loudness_argument
 from visage.model.cli import command_error
 
 if TYPE_CHECKING:
@@ -23,13 +24,13 @@ def add_binaural_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="stereo WAV to write; unset: INPUT's name ending in .binaural.wav",
     )
-    _add_direction_arguments(parser, "listener faces; unset: the camera recorded in INPUT's sidecar, else 0")
+    add_direction_arguments(parser, subject="listener", unset_from="INPUT")
     parser.add_argument(
         "--sofa",
         default=None,
         help="SimpleFreeFieldHRIR SOFA file to use instead of the built-in spherical head (needs h5py)",
     )
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser)
 
 
 def run_binaural(args: argparse.Namespace) -> int:
@@ -60,7 +61,7 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", help="AmbiX result WAV")
     parser.add_argument("--video", required=True, help="the video the result was generated for")
     parser.add_argument("-o", "--output", required=True, help="map.mp4 (moving) or map.png (still)")
-    _add_direction_arguments(parser, "camera looks; unset: the camera recorded in RESULT's sidecar, else 0")
+    add_direction_arguments(parser, unset_from="RESULT")
     parser.add_argument(
         "--start",
         type=float,
@@ -76,7 +77,7 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fps", type=float, default=None, help="MP4 frame rate; unset: the video's")
     parser.add_argument("--no-audio", action="store_true", help="MP4 without the binaural preview track")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_force_argument(parser)
 
 
 def run_viz(args: argparse.Namespace) -> int:
@@ -138,14 +139,8 @@ def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="stereo WAV added as head-locked channels 5-6 (not rotated by players)",
     )
-    parser.add_argument(
-        "--loudness",
-        type=float,
-        default=None,
-        metavar="LUFS",
-        help="scale the ambisonic channels together to this integrated loudness of W (YouTube plays at -14)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_loudness_argument(parser, example="e.g. -14, the level YouTube plays at")
+    add_force_argument(parser)
 
 
 def run_mux(args: argparse.Namespace) -> int:
@@ -172,13 +167,6 @@ def run_mux(args: argparse.Namespace) -> int:
         f"{muxed.start_s:g} s of {muxed.video_s:.3f} s{gain})"
     )
     return 0
-
-
-def _add_direction_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--yaw", type=float, default=None, help=f"degrees, positive = left: where the {what}")
-    parser.add_argument(
-        "--pitch", type=float, default=None, help="degrees, positive = up (0 if only --yaw is given)"
-    )
 
 
 def _direction(args: argparse.Namespace) -> CameraDirection | None:

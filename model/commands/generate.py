@@ -10,6 +10,17 @@ import json
 import sys
 from dataclasses import asdict
 
+from visage.bridge.cli_arguments import (
+    add_device_argument,
+    add_direction_arguments,
+    add_force_argument,
+    add_guidance_arguments,
+    add_loudness_argument,
+    add_model_arguments,
+    add_output_format_arguments,
+    add_range_arguments,
+    add_seed_argument,
+)
 from visage.model.cli import command_error
 
 
@@ -36,7 +47,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="decoder steps/s and seconds per 5-s clip vs the official loop",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    add_device_argument(p)
     p.add_argument("--dtype", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--batch", nargs="+", type=int, default=[1, 16])
     p.add_argument(
@@ -72,65 +83,32 @@ def run_bench(args: argparse.Namespace) -> int:
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file (any container/codec FFmpeg reads)")
     parser.add_argument("-o", "--output", required=True, help="AmbiX WAV to write (W, Y, Z, X; SN3D)")
-    parser.add_argument("--start", type=float, default=0.0, help="range start, seconds in the video")
-    parser.add_argument(
-        "--end", type=float, default=None, help="range end (exclusive); default: end of video"
-    )
-    parser.add_argument(
-        "--yaw", type=float, default=0.0, help="camera azimuth in degrees, positive = left (AmbiX)"
-    )
-    parser.add_argument("--pitch", type=float, default=0.0, help="camera elevation in degrees, positive = up")
-    parser.add_argument(
-        "--direction-curve",
-        default=None,
-        help="JSON/CSV file of time,yaw,pitch samples (media seconds); overrides --yaw/--pitch",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        default=None,
-        help="ViSAGe checkpoint folder or Hugging Face repo id (default jaeyeonkim99/visage)",
-    )
+    add_range_arguments(parser)
+    add_direction_arguments(parser, curve=True)
+    add_model_arguments(parser)
     parser.add_argument("--subfolder", default=None, help="checkpoint folder inside the repo or folder")
-    parser.add_argument(
-        "--model",
-        default=None,
-        choices=["tiny-random"],
-        help="tiny-random: offline tiny random models to check an installation (output is noise)",
-    )
-    parser.add_argument(
-        "--guidance", type=float, default=2.5, help="guidance scale (official convention c+s(c-u))"
-    )
-    parser.add_argument(
-        "--guidance-mode", default="joint", choices=["joint", "directional", "visual", "dual", "none"]
-    )
+    add_guidance_arguments(parser)
     parser.add_argument(
         "--direction-scale", type=float, default=None, help="dual mode: directional guidance scale"
     )
-    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random, recorded)")
+    add_seed_argument(parser)
     parser.add_argument("--top-k", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    add_device_argument(parser)
     parser.add_argument(
         "--dtype",
         default="auto",
         choices=["auto", "fp32", "bf16", "fp16"],
         help="auto = bf16 on CUDA, fp32 elsewhere (fp32 reproduces the official model exactly)",
     )
-    parser.add_argument("--sample-rate", type=int, default=48000, help="output rate; 44100 keeps the codec's")
-    parser.add_argument("--format", default="pcm24", choices=["pcm24", "float"], help="WAV sample format")
+    add_output_format_arguments(parser)
     parser.add_argument(
         "--binaural-preview",
         action="store_true",
         help="also write OUT.binaural.wav, stereo for headphones facing the camera",
     )
-    parser.add_argument(
-        "--loudness",
-        type=float,
-        default=None,
-        metavar="LUFS",
-        help="normalise W to this integrated loudness (all channels one gain), e.g. -23",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_loudness_argument(parser, example="e.g. -23")
+    add_force_argument(parser)
 
 
 def run_generate(args: argparse.Namespace) -> int:
