@@ -320,6 +320,46 @@ def peak_direction(energy_map: npt.ArrayLike, grid: SphereGrid) -> SphereDirecti
     return SphereDirection(azimuth=float(grid.azimuths[col]), elevation=float(grid.elevations[row]))
 
 
+class ActiveIntensity(NamedTuple):
+    """Where the energy of a sound field flows from, on average (acoustic active intensity).
+
+    ``vector`` is the time average of W·(X, Y, Z): for one plane wave of power P from the unit vector u
+    it is P·u, so it points at the source; sources add by their powers, and diffuse sound adds nothing.
+    ``directedness`` is the length of ``vector`` over ½·mean(W² + X² + Y² + Z²): 1 for one plane wave, 0 for
+    diffuse sound or silence, never above 1 (for SN3D first order).
+    """
+
+    vector: npt.NDArray[np.float64]  # [3] x = front, y = left, z = up
+    azimuth: float  # radians, positive to the left
+    elevation: float  # radians, positive up
+    directedness: float
+
+
+def active_intensity(foa: npt.ArrayLike) -> ActiveIntensity:
+    """The mean active intensity of AmbiX audio and the direction it points to.
+
+    Args:
+        foa: ``[4, N]`` AmbiX (W, Y, Z, X; SN3D), N ≥ 1.
+
+    Returns:
+        The intensity vector, its azimuth and elevation (both 0 for a zero vector) and its directedness.
+    """
+    ambix, _ = _check_foa(foa)
+    if ambix.shape[1] == 0:
+        raise AmbisonicsError("active intensity needs at least one sample, got foa of shape (4, 0)")
+    dipoles = ambix[_XYZ]  # [3, N] x, y, z
+    vector = dipoles @ ambix[Acn.W] / ambix.shape[1]  # [3]
+    energy = 0.5 * float(np.mean(np.sum(ambix**2, axis=0)))
+    x, y, z = (float(v) for v in vector)
+    norm = math.sqrt(x * x + y * y + z * z)
+    return ActiveIntensity(
+        vector=vector,
+        azimuth=math.atan2(y, x) if norm else 0.0,
+        elevation=math.atan2(z, math.hypot(x, y)) if norm else 0.0,
+        directedness=norm / energy if energy > 0 else 0.0,
+    )
+
+
 def _check_foa(foa: npt.ArrayLike, layout: str = "AmbiX [4, N] (W, Y, Z, X)") -> tuple[np.ndarray, np.dtype]:
     """Validate channels-first FOA; return it as float64 (not copied if already so) and the output dtype."""
     array = np.asarray(foa)

@@ -18,6 +18,7 @@ from visage.model.audio.ambisonics import (
     Acn,
     AmbisonicsError,
     SphereGrid,
+    active_intensity,
     ambix_to_fuma,
     cardioid_decode,
     encode_mono,
@@ -370,3 +371,57 @@ def test_sphere_grid_unpacks_as_azimuths_then_elevations() -> None:
     assert isinstance(grid, SphereGrid)
     azimuths, elevations = grid
     assert (len(azimuths), len(elevations)) == (4, 2)
+
+
+def _ambix_plane_wave(signal: np.ndarray, azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """[4, N] from the AmbiX formulas themselves (ACN W, Y, Z, X; SN3D), independent of the module."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    return np.stack(
+        [
+            signal,
+            signal * math.cos(el) * math.sin(az),
+            signal * math.sin(el),
+            signal * math.cos(el) * math.cos(az),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("azimuth", "elevation"), [(90, 0), (-90, 0), (0, 45), (0, -45), (135, 20), (-30, -60), (180, 0)]
+)
+def test_active_intensity_points_at_a_plane_wave(azimuth: float, elevation: float) -> None:
+    signal = np.random.default_rng(0).standard_normal(4000)
+    result = active_intensity(_ambix_plane_wave(signal, azimuth, elevation))
+    wrapped = (math.degrees(result.azimuth) - azimuth + 180) % 360 - 180  # 180 and -180 are one direction
+    assert wrapped == pytest.approx(0, abs=1e-9)
+    assert math.degrees(result.elevation) == pytest.approx(elevation, abs=1e-9)
+    assert result.directedness == pytest.approx(1.0)
+    az, el = math.radians(azimuth), math.radians(elevation)
+    toward = [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]  # x front, y left, z up
+    np.testing.assert_allclose(result.vector, np.mean(signal**2) * np.array(toward), atol=1e-12)
+
+
+def test_active_intensity_adds_uncorrelated_sources_by_power() -> None:
+    rng = np.random.default_rng(1)
+    n = 400_000
+    left = _ambix_plane_wave(2.0 * rng.standard_normal(n), 90, 0)  # power 4
+    right = _ambix_plane_wave(rng.standard_normal(n), -90, 0)  # power 1
+    result = active_intensity(left + right)
+    assert math.degrees(result.azimuth) == pytest.approx(90, abs=1)
+    assert result.directedness == pytest.approx((4 - 1) / (4 + 1), abs=0.01)
+
+
+def test_diffuse_sound_and_silence_have_no_direction() -> None:
+    rng = np.random.default_rng(2)
+    directions = rng.standard_normal((500, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    azimuths = np.degrees(np.arctan2(directions[:, 1], directions[:, 0]))
+    elevations = np.degrees(np.arcsin(directions[:, 2]))
+    diffuse = sum(
+        _ambix_plane_wave(rng.standard_normal(4000), a, e) for a, e in zip(azimuths, elevations, strict=True)
+    )
+    assert active_intensity(diffuse).directedness < 0.1
+    silent = active_intensity(np.zeros((4, 10)))
+    assert (silent.azimuth, silent.elevation, silent.directedness) == (0.0, 0.0, 0.0)
+    with pytest.raises(AmbisonicsError, match="at least one sample"):
+        active_intensity(np.zeros((4, 0)))
