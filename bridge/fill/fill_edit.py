@@ -35,6 +35,7 @@ from opentimelineio.opentime import RationalTime
 
 from visage.bridge.client import JobFailed
 from visage.bridge.result_cache import file_sha256
+from visage.model.files.result_files import REQUEST_KEY, sidecar_path
 
 from .edit_files import check_writable, drop_frame_of, probe_write, read_edit, write_edit
 from .generators import GenerationSettings, ShotGenerator, ShotJob
@@ -507,16 +508,13 @@ class _FillResults:
 
 
 def _sidecar_marks_fill(wav: Path) -> bool:
+    """The result's sidecar records a fill's request metadata (``{"visage_fill": true}``)."""
     try:
-        document = json.loads(wav.with_name(wav.name + ".json").read_text(encoding="utf-8"))
+        document = json.loads(sidecar_path(wav).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if not isinstance(document, dict):
-        return False
-    request = document.get("request")
-    return document.get("visage_fill") is True or (
-        isinstance(request, dict) and request.get("visage_fill") is True
-    )
+    request = document.get(REQUEST_KEY) if isinstance(document, dict) else None
+    return isinstance(request, dict) and request.get("visage_fill") is True
 
 
 def _check_format(preview: otio.schema.Timeline, output: Path) -> None:

@@ -174,6 +174,20 @@ def test_refilling_its_own_fcp_xml_output_replaces_the_ambix_track(tmp_path: Pat
     assert _audio_clips(tmp_path / "two.xml") == _audio_clips(tmp_path / "one.xml")
 
 
+def test_a_fill_result_is_known_by_its_sidecar_without_a_manifest(tmp_path: Path) -> None:
+    _fill(tmp_path, [otio.schema.Track(name="V1", children=[_clip("a", 10)])], "one.xml")
+    results = tmp_path / "one.ambix"
+    (results / MANIFEST_NAME).unlink()  # e.g. results copied elsewhere without it
+    for wav in results.glob("*.wav"):  # what the engine writes for a fill (its request metadata)
+        sidecar = {"format": "AmbiX", "file": wav.name, "request": {"visage_fill": True}}
+        (results / f"{wav.name}.json").write_text(json.dumps(sidecar))
+    options = FillOptions(
+        tmp_path / "one.xml", tmp_path / "two.xml", media_roots=(tmp_path / "media",), settings=SETTINGS
+    )
+    fill_edit(options, SilentWavs())
+    assert len(read_edit(tmp_path / "two.xml").audio_tracks()) == 1
+
+
 def test_an_audio_track_of_other_ambix_files_is_kept(tmp_path: Path) -> None:
     # A result of `visage generate` placed by the user has an AmbiX sidecar, but no fill made it.
     theirs = tmp_path / "theirs.wav"
