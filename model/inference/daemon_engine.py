@@ -55,7 +55,7 @@ class VisageEngine:
         """Jobs share a GPU call when they sample the same way (the pipeline batches their windows)."""
         try:
             request = self.request(spec)
-        except (ValueError, OSError):  # BadOption, DirectionError, an unreadable curve file
+        except ValueError:  # BadOption, DirectionError
             return ("invalid", id(spec))  # fails alone in run_batch, with its own message
         return (request.guidance, request.top_k, request.temperature)
 
@@ -93,7 +93,7 @@ class VisageEngine:
                 index.append(i)
             except BadOption as exc:
                 outcomes[i] = JobFailed("bad_options", str(exc))
-            except (DirectionError, OSError) as exc:
+            except DirectionError as exc:  # an unreadable curve file too (it names the file)
                 outcomes[i] = JobFailed("bad_direction", str(exc))
         results = self.pipeline.generate(
             requests,

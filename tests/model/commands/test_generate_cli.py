@@ -90,6 +90,14 @@ def test_bad_arguments(video: Path, tmp_path: Path, capsys, args: list[str], mes
     assert not list(tmp_path.iterdir())
 
 
+def test_unreadable_direction_file_is_one_line_naming_it(video: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "pan.json"
+    folder.mkdir()  # reading it raises IsADirectoryError, an OSError the command did not name
+    code, err = _run(capsys, str(video), "-o", str(tmp_path / "out.wav"), "--direction-curve", str(folder))
+    assert code == 1 and err.startswith(f"visage generate: error: {folder}: cannot read the direction file")
+    assert list(tmp_path.iterdir()) == [folder]
+
+
 def test_bad_media(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out.wav"
     text = tmp_path / "notes.mp4"

@@ -79,6 +79,22 @@ def test_bad_sampling_options_fail_only_their_job(engine: VisageEngine, video: P
     assert isinstance(ok, JobDone) and not (tmp_path / "k.wav").exists()
 
 
+def test_an_unreadable_direction_curve_fails_only_its_job(
+    engine: VisageEngine, video: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pan.json"
+    folder.mkdir()  # reading it is an OSError, not a bad curve
+    specs = [
+        GenerateSpec(video, 0.0, 1.0, 0.0, 0.0, folder, 2.5, 1, 48000, tmp_path / "curve.wav"),
+        _spec(video, tmp_path / "ok.wav", binaural_preview=False),
+    ]
+    assert engine.batch_key(specs[0]) != engine.batch_key(specs[1])
+    curve, ok = engine.run_batch(specs, lambda *a: None, lambda i: False)
+    assert isinstance(curve, EngineJobFailed) and curve.code == "bad_direction"
+    assert curve.message.startswith(f"{folder}: cannot read the direction file")
+    assert isinstance(ok, JobDone)
+
+
 def test_engine_writes_a_binaural_preview_unless_told_not_to(
     engine: VisageEngine, video: Path, tmp_path: Path
 ) -> None:
