@@ -572,8 +572,8 @@ def parse_packet(data: bytes, max_bytes: int) -> list[Request | Rejected | Stray
     try:
         _check_layout(data)
         messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
-    except RequestError as error:
-        return [Rejected(error)]
+    except RequestError as refused:
+        return [Rejected(refused)]
     except _PARSE_FAILURES as exc:
         return [
             Rejected(
