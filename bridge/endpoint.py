@@ -41,7 +41,7 @@ from .osc_protocol import (
 )
 from .rate_limit import SenderRateLimit
 from .routes import ReplyRoute, RouteTable, send_reply
-from .security import PathPolicy, check_output_writable, token_ok
+from .security import PathPolicy, check_output_writable, check_outputs_spare_inputs, token_ok
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,7 @@ class Endpoint:
                 else self._policy.output_dir(options.output_dir)
             )
             output = folder / output_name(media, job_id)
-        if output in (media, curve):
-            raise RequestError(ErrorCode.BAD_OUTPUT, "output would overwrite an input file")
-        return GenerateSpec(
+        spec = GenerateSpec(
             media=media,
             start=request.start,
             end=request.end,
@@ -272,6 +270,8 @@ class Endpoint:
             output=output,
             extra=dict(options.extra),
         )
+        check_outputs_spare_inputs(_job_outputs(spec), [path for path in (media, curve) if path is not None])
+        return spec
 
 
 def _check_new_outputs(spec: GenerateSpec, *, overwrite: bool) -> None:
@@ -296,8 +296,10 @@ def _bytes_needed(spec: GenerateSpec) -> int:
 
 
 def _job_outputs(spec: GenerateSpec) -> list[Path]:
-    """The files a job will write: the result, its JSON sidecar and, unless turned off, its preview."""
+    """The files a job will write: the result, its JSON sidecar and, unless turned off, its preview and the
+    preview's sidecar (names from the result-file contract)."""
     files = [spec.output, rf.sidecar_path(spec.output)]
     if spec.extra.get("binaural_preview", True) is not False:
-        files.append(rf.preview_path(spec.output))
+        preview = rf.preview_path(spec.output)
+        files += [preview, rf.sidecar_path(preview)]
     return files

@@ -7,6 +7,8 @@
   every request must carry it; a token given on loopback is enforced too.
 * An output folder must accept new files and have room for the job when it is submitted, so that a
   read-only or full disk is reported at once (writing still handles failure: the disk may fill later).
+* No file a job writes (result, sidecars, preview) nor any of their temporary files, which are deleted
+  as stale before a run, may be one of the job's inputs (media, direction curve).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from visage.model.files.output_files import check_writable
+from visage.model.files.output_files import PART_SUFFIX, check_writable
 
 from . import const
 from .errors import ErrorCode, RequestError
@@ -143,3 +145,41 @@ def check_output_writable(output: Path, need_bytes: int) -> None:
             ErrorCode.BAD_OUTPUT,
             f"output folder {str(output.parent)!r} has {free} bytes free; this job needs about {need_bytes}",
         )
+
+
+def _same_file(written: Path, source: Path) -> bool:
+    """Whether writing ``written`` replaces ``source`` (also on a case-insensitive file system)."""
+    if written == source:
+        return True
+    try:
+        return os.path.samefile(written, source)
+    except OSError:  # ``written`` does not exist yet: it cannot be an existing input under another name
+        return False
+
+
+def _is_temporary_of(source: Path, written: Path) -> bool:
+    """Whether ``source`` is named like a temporary of ``written``: ``.<name>.<random><PART_SUFFIX>``."""
+    prefix = f".{written.name}."
+    return (
+        source.parent == written.parent
+        and source.name.startswith(prefix)
+        and PART_SUFFIX in source.name[len(prefix) :]
+    )
+
+
+def check_outputs_spare_inputs(written: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """Refuse (``bad_output``) a job that would write over one of its inputs, or a temporary in its place.
+
+    Args:
+        written: every file the job writes, resolved.
+        inputs: the job's input files, resolved.
+    """
+    for path in written:
+        output = _resolve(path.parent) / path.name  # a default output folder may lie behind a symlink
+        for source in inputs:
+            if _same_file(output, source) or _is_temporary_of(source, output):
+                raise RequestError(
+                    ErrorCode.BAD_OUTPUT,
+                    f"the job would write {str(output)!r} (or a temporary file beside it) over its input "
+                    f"{str(source)!r}; choose another output name",
+                )

@@ -976,3 +976,36 @@ def test_a_folder_that_fills_up_after_submission_fails_the_job_not_the_daemon(
         assert info.value.code == ErrorCode.ENGINE_ERROR.value, info.value
         assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no partial result left behind
         assert c.ping().model_id == "fake-1"
+
+
+# ------------------------------------------------------------------------------------------------
+# no file a job writes may be one of its inputs
+
+
+def test_no_file_a_job_writes_may_be_one_of_its_inputs(
+    client: VisageClient, media: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.wav"
+    # What a job writes, spelled as the issue and the hosts' README spell it: OUT.wav, OUT.wav.json,
+    # OUT.binaural.wav, OUT.binaural.wav.json, and hidden temporaries .NAME.<random>.visage-part.
+    written = ["x.wav.json", "x.binaural.wav", "x.binaural.wav.json", "x.wav"]  # the issue's case first
+    temporaries = [f".{name}.0123456789ab.visage-part" for name in written]
+    for name in written + temporaries:
+        victim = tmp_path / name
+        victim.write_bytes(b"the user's own file")
+        for role in ("direction_curve", "media"):
+            kwargs = {"media": victim} if role == "media" else {"media": media, "direction_curve": victim}
+            source = kwargs.pop("media")
+            with pytest.raises(JobFailed) as info:
+                client.submit(source, yaw=0.0, pitch=0.0, end=0.1, output=out, overwrite=True, **kwargs)
+            assert info.value.code == ErrorCode.BAD_OUTPUT.value, (name, role, info.value)
+            assert str(victim) in info.value.message
+        assert victim.read_bytes() == b"the user's own file"
+        victim.unlink()
+    # without a preview, its names are free
+    preview = tmp_path / "x.binaural.wav"
+    preview.write_bytes(b"a clip that happens to have this name")
+    done = client.generate(
+        preview, yaw=0.0, pitch=0.0, end=0.1, output=out, extra={"binaural_preview": False}
+    )
+    assert done.output == str(out) and preview.read_bytes() == b"a clip that happens to have this name"
