@@ -17,7 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": (
         "visage.model.commands.generate",
-        "report what is installed, cached and usable; --fix repairs torchaudio",
+        "report what is installed, cached and usable; --fix repairs torchaudio; --check-direction VIDEO",
     ),
     "generate": (
         "visage.model.commands.generate",
@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "visage.model.commands.research",
         "spatial accuracy on synthetic scenes: ViSAGe vs baselines",
     ),
-    "bench": ("visage.model.commands.generate", "speed benchmarks: `visage bench generate`"),
+    "bench": ("visage.model.commands.generate", "speed benchmarks: `visage bench generate|pipeline|codec`"),
 }
 
 

@@ -30,14 +30,44 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="repair what can be repaired here (torchaudio's CUDA-only native libraries)",
     )
+    parser.add_argument(
+        "--check-direction",
+        metavar="VIDEO",
+        default=None,
+        help="instead: generate VIDEO's first 5 s with the camera at yaw +-90 and pitch +-45 and report "
+        "whether the sound follows the camera or is mirrored (needs the weights)",
+    )
+    add_model_arguments(parser, exclusive=True)
+    add_device_argument(parser)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    if args.check_direction:
+        return _run_direction_check(args)
     from visage.model.environment import doctor, format_report
 
     checks = doctor(fix=args.fix)
     print(format_report(checks))
     return 0 if all(c.ok for c in checks if c.name in ("torch", "torchaudio", "dac", "transformers")) else 1
+
+
+def _run_direction_check(args: argparse.Namespace) -> int:
+    from visage.model.environment import quiet_libraries
+    from visage.model.evaluation.direction_check import check_direction, format_direction_report
+    from visage.model.files.video_io import probe_video
+    from visage.model.inference.pipeline import VideoToAmbisonics
+    from visage.model.network.checkpoint import DEFAULT_REPO_ID
+
+    try:
+        probe_video(args.check_direction)  # a bad path fails before the models load
+        quiet_libraries()
+        checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
+        pipeline = VideoToAmbisonics.load(checkpoint, device=args.device)
+        report = check_direction(pipeline, args.check_direction)
+    except Exception as exc:  # one line naming the file or the missing weights
+        return command_error("doctor", exc)
+    print(format_direction_report(report))
+    return 0
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,9 +89,38 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the official-structure loop")
     p.add_argument("--preset", default="released", help="architecture preset (released, tiny)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p = sub.add_parser(
+        "pipeline",
+        help="one clip end to end, stage by stage, vs the official structure (random weights, no download)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (at most 5)")
+    p.add_argument("--size", default="full", choices=["full", "tiny"], help="full: CLIP ViT-B/32, DAC 44 kHz")
+    add_device_argument(p)
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--no-reference", action="store_true", help="skip the official structure")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p = sub.add_parser(
+        "codec",
+        help="DAC decoding: as released vs as the pipeline runs it (bit equality and speed)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--seconds", type=float, default=1.0, help="seconds of 4-channel audio per decode")
+    p.add_argument("--size", default="full", choices=["full", "tiny"], help="full: DAC 44 kHz")
+    p.add_argument("--repeats", type=int, default=3, help="decodes per variant (the fastest counts)")
+    add_device_argument(p)
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.what == "pipeline":
+        return _run_pipeline_bench(args)
+    if args.what == "codec":
+        from visage.model.evaluation.codec_bench import run_codec_benchmark
+
+        run_codec_benchmark(
+            seconds=args.seconds, size=args.size, repeats=args.repeats, device=args.device, log=_print_now
+        )
+        return 0
     from visage.model.evaluation.bench import run_benchmark
 
     rows = run_benchmark(
@@ -76,6 +135,32 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump([asdict(r) | {"steps_per_second": r.steps_per_second} for r in rows], f, indent=2)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def _run_pipeline_bench(args: argparse.Namespace) -> int:
+    from visage.model.environment import quiet_libraries
+    from visage.model.evaluation.pipeline_bench import run_pipeline_benchmark, write_json
+
+    quiet_libraries()
+    try:
+        result = run_pipeline_benchmark(
+            size=args.size,
+            seconds=args.seconds,
+            device=args.device,
+            dtype=args.dtype,
+            reference=not args.no_reference,
+            log=_print_now,
+        )
+    except ValueError as exc:
+        return command_error("bench", exc)
+    if args.json:
+        write_json(result, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
