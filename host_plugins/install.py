@@ -309,13 +309,26 @@ def environment_site_dirs() -> list[str]:
     return list(dict.fromkeys(str(Path(paths[key]).resolve()) for key in ("purelib", "platlib")))
 
 
-def configure_script(text: str, *, site_dirs: list[str], daemon: str) -> str:
-    """Replace the script's configuration block with this environment's values."""
+def environment_python() -> str:
+    """``major.minor`` of this environment's Python: compiled packages in its site-packages need it."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def configure_script(text: str, *, site_dirs: list[str], daemon: str, python: str) -> str:
+    """Replace the script's configuration block with this environment's values.
+
+    ``python`` is recorded so that the script, run by the editor's own Python, can tell the user when
+    that is another version (whose imports of this environment's compiled packages fail).
+    """
     begin, end = text.find(CONFIG_BEGIN), text.find(CONFIG_END)
     if begin < 0 or end < begin:
         raise InstallError("the script has no configuration block")
-    block = "\n".join([CONFIG_BEGIN, f"VISAGE_SITE_DIRS = {site_dirs!r}", f"VISAGE_DAEMON = {daemon!r}", ""])
-    return text[:begin] + block + text[end:]
+    lines = [
+        f"VISAGE_SITE_DIRS = {site_dirs!r}",
+        f"VISAGE_DAEMON = {daemon!r}",
+        f"VISAGE_PYTHON = {python!r}",
+    ]
+    return text[:begin] + "\n".join([CONFIG_BEGIN, *lines, ""]) + text[end:]
 
 
 def install_script(
@@ -328,12 +341,20 @@ def install_script(
         if target is not None
         else (resolve_scripts_dir() if host == "resolve" else reaper_scripts_dir())
     )
+    python = environment_python()
     text = configure_script(
-        piece.source.read_text(encoding="utf-8"), site_dirs=environment_site_dirs(), daemon=daemon
+        piece.source.read_text(encoding="utf-8"),
+        site_dirs=environment_site_dirs(),
+        daemon=daemon,
+        python=python,
     )
     written = [folder / piece.installed_name, *(folder / extra.name for extra in piece.extras)]
     for path in written:
         log(f"{'would write' if dry_run else 'writing'} {path}")
+    log(
+        f"recording Python {python} ({sys.executable}): {host.capitalize()} must run the script with "
+        f"Python {python}; with another version the script says so and skips what does not load"
+    )
     if dry_run:
         return written
     folder.mkdir(parents=True, exist_ok=True)  # Resolve lists nothing when the category folder is missing

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -89,12 +90,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def locate_daemon(spec: str = "auto", *, state_dir: Path | None = None) -> Any:
+def locate_daemon(
+    spec: str = "auto", *, state_dir: Path | None = None, warn: Callable[[str], None] | None = None
+) -> Any:
     """Where the daemon is: ``"HOST:PORT"`` as given, or ``"auto"``.
 
     ``auto`` reads the local daemon's endpoint file, then browses ZeroConf on loopback where the
-    ``zeroconf`` package and the bridge's discovery module are importable (not inside Blender), then
-    falls back to 127.0.0.1:17730.
+    ``zeroconf`` package and the bridge's discovery module import (not inside Blender), then falls back
+    to 127.0.0.1:17730. An editor's Python may find a ``zeroconf`` it cannot import (a compiled package
+    installed for another Python version): then ``warn`` is told why and the fallback is used.
 
     Returns:
         The bridge's ``DaemonAddress``.
@@ -104,18 +108,35 @@ def locate_daemon(spec: str = "auto", *, state_dir: Path | None = None) -> Any:
     """
     client = bridge()
     spec = (spec or "auto").strip()
-    discovery = f"{client.__name__.rpartition('.')[0]}.discovery"
-    use_zeroconf = (
-        spec == "auto"
-        and importlib.util.find_spec("zeroconf") is not None
-        and importlib.util.find_spec(discovery) is not None
-    )
-    return client.find_daemon(
-        spec,
-        state_dir=state_dir if state_dir is not None else default_state_dir(),
-        timeout_s=DISCOVERY_TIMEOUT_S,
-        zeroconf=use_zeroconf,
-    )
+    folder = state_dir if state_dir is not None else default_state_dir()
+    found = client.find_daemon(spec, state_dir=folder, timeout_s=DISCOVERY_TIMEOUT_S, zeroconf=False)
+    if found.source != "default":  # given explicitly, or a local daemon's endpoint file
+        return found
+    problem = _zeroconf_problem(f"{client.__name__.rpartition('.')[0]}.discovery")
+    if problem is None:
+        return client.find_daemon(spec, state_dir=folder, timeout_s=DISCOVERY_TIMEOUT_S, zeroconf=True)
+    if problem and warn is not None:
+        warn(
+            f"ZeroConf discovery does not load in this Python {sys.version_info.major}."
+            f"{sys.version_info.minor} ({problem}); no endpoint file in {folder}, so trying "
+            f"{found.host}:{found.port}"
+        )
+    return found
+
+
+def _zeroconf_problem(discovery: str) -> str | None:
+    """None when ZeroConf browsing can be used; "" when it is not installed; else why it does not import.
+
+    ``find_spec`` only finds a package: importing it is what fails when it was built for another Python.
+    """
+    if importlib.util.find_spec("zeroconf") is None or importlib.util.find_spec(discovery) is None:
+        return ""
+    try:
+        importlib.import_module("zeroconf")
+        importlib.import_module(discovery)
+    except ImportError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def new_job_id(host: str) -> str:

@@ -13,8 +13,14 @@ item's track. Monitor it with an ambisonic binaural decoder (e.g. IEM BinauralDe
 
 Direction: ``yaw=30 pitch=-5`` in the item's notes, else the values asked once per run (remembered).
 To cancel running jobs, run the action again and choose "Terminate instances": the daemon is told to
-stop them. ``visage_reaper.ReaperMenu`` (completed with this action's id on the first run) adds the
-action to the media item context menu: Options > Customize menus/toolbars > Media item context > Import.
+stop them. ``visage_reaper.ReaperMenu`` ships with a placeholder for this action's command id, which
+REAPER assigns when the script is loaded as an action; the first run writes it in (``AddRemoveReaScript``
+returns the id of the loaded script), after which Options > Customize menus/toolbars > Media item
+context > Import adds the action to the item's context menu.
+
+REAPER runs the script in its own Python (Preferences > Plug-ins > ReaScript); `visage hosts install`
+records the Python version of the environment it points the script at. With another version the script
+says so in the console, and what does not import there is skipped (ZeroConf discovery) or reported.
 """
 
 from __future__ import annotations
@@ -24,28 +30,76 @@ import re
 import site
 import sys
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 # --- visage configuration (written by `visage hosts install`) ---
 VISAGE_SITE_DIRS: list[str] = []
 VISAGE_DAEMON = "auto"
+VISAGE_PYTHON = ""  # major.minor of the Python that environment was installed for
 # --- end of visage configuration ---
 
 EXT_SECTION = "visage"  # REAPER ExtState section (remembered prompt values)
-DEFER_CODE = "visage_reaper_poll()"  # REAPER's Python defer/atexit take code strings run in __main__
-ATEXIT_CODE = "visage_reaper_atexit()"
+# RPR_defer/RPR_atexit take code strings that REAPER runs in __main__ (the script itself when REAPER runs
+# it); naming this module through sys.modules also works when it was imported under another name.
+DEFER_CODE = f"import sys; sys.modules[{__name__!r}].visage_reaper_poll()"
+ATEXIT_CODE = f"import sys; sys.modules[{__name__!r}].visage_reaper_atexit()"
 OUTPUT_SUBFOLDER = "visage_ambisonics"  # in the project's media folder
 MENU_FILE = "visage_reaper.ReaperMenu"
-MENU_PLACEHOLDER = "_VISAGE_COMMAND_ID"
+MENU_PLACEHOLDER = "_VISAGE_COMMAND_ID"  # in the shipped menu file, until the first run writes the id
+INSTALL_FOLDER = ("Scripts", "ViSAGe")  # in REAPER's resource folder (`visage hosts install reaper`)
+SCRIPT_FILE = "visage_reaper.py"
 SOURCE_NAME_BYTES = 4096
 UNDO_ALL = -1
 _NULL = re.compile(r"0x0+$")
 
 
+def _add_site_dirs() -> None:
+    for folder in VISAGE_SITE_DIRS:
+        if folder not in sys.path and os.path.isdir(folder):
+            site.addsitedir(folder)  # processes .pth files: an editable visage install works too
+
+
+_add_site_dirs()
+try:
+    if TYPE_CHECKING:  # mypy reads this checkout's modules (an editable install hides visage.* from it)
+        from host_plugins.common import (
+            direction_curve,
+            host_client,
+            media_range,
+            placement,
+            result_files,
+            wav_info,
+        )
+    else:
+        from visage.host_plugins.common import (
+            direction_curve,
+            host_client,
+            media_range,
+            placement,
+            result_files,
+            wav_info,
+        )
+    from visage.bridge.client import DaemonUnavailable, JobFailed
+except ImportError as error:  # e.g. a package compiled for another Python than REAPER's
+    IMPORT_PROBLEM: ImportError | None = error
+else:
+    IMPORT_PROBLEM = None
+
+
 def _api() -> Any:
-    import reaper_python  # type: ignore[import-not-found]  (REAPER's own module)
+    import reaper_python  # type: ignore[import-not-found]  # REAPER's own module
 
     return reaper_python
+
+
+def _main_module() -> ModuleType:
+    """Where REAPER puts ``RPR_defer`` and ``RPR_atexit``: the script's ``__main__``, not reaper_python.
+
+    (The generated reaper_python module defines neither; python-reapy calls them on
+    ``sys.modules["__main__"]``.)
+    """
+    return sys.modules["__main__"]
 
 
 def is_null(pointer: Any) -> bool:
@@ -57,26 +111,24 @@ def _console(text: str) -> None:
     _api().RPR_ShowConsoleMsg(f"ViSAGe: {text}\n")
 
 
-def _add_site_dirs() -> None:
-    for folder in VISAGE_SITE_DIRS:
-        if folder not in sys.path and os.path.isdir(folder):
-            site.addsitedir(folder)
-
-
-def _common() -> Any:
-    _add_site_dirs()
-    import importlib
-
-    for name in ("direction_curve", "host_client", "media_range", "placement", "result_files", "wav_info"):
-        importlib.import_module(f"visage.host_plugins.common.{name}")
-    return sys.modules["visage.host_plugins.common"]
+def python_mismatch() -> str | None:
+    """Why imports from the recorded environment may fail: REAPER runs another Python version."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if not VISAGE_PYTHON or VISAGE_PYTHON == running:
+        return None
+    return (
+        f"REAPER runs Python {running}, but `visage hosts install` recorded Python {VISAGE_PYTHON} for "
+        f"{', '.join(VISAGE_SITE_DIRS) or 'its environment'}: packages compiled for {VISAGE_PYTHON} do not "
+        f"load here. Point Preferences > Plug-ins > ReaScript at Python {VISAGE_PYTHON}, or run `visage "
+        f"hosts install reaper` from an environment with Python {running}."
+    )
 
 
 @dataclass
 class Pending:
     """A submitted item and where its result goes."""
 
-    job: Any
+    job: host_client.HostJob
     label: str
     position_s: float  # where the audio starts in the project (item position + lead-in)
     length_s: float  # project seconds it lasts
@@ -145,8 +197,8 @@ def output_folder(rpr: Any) -> str:
 
 
 def build_request(
-    rpr: Any, item: Any, default: tuple[float, float], common: Any, job_id: str
-) -> tuple[Any, Any]:
+    rpr: Any, item: Any, default: tuple[float, float], job_id: str
+) -> tuple[host_client.JobRequest, media_range.ItemRange]:
     """(JobRequest, ItemRange) for one item; raises ValueError with a message for the user."""
     take = rpr.RPR_GetActiveTake(item)
     if is_null(take):
@@ -161,17 +213,17 @@ def build_request(
         section_offset, source_length, reverse = section
         if reverse:
             raise ValueError(f"{label}: the take plays its source reversed; skipped")
-    span = common.media_range.reaper_item_range(
+    span = media_range.reaper_item_range(
         start_offset_s=rpr.RPR_GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
         length_s=rpr.RPR_GetMediaItemInfo_Value(item, "D_LENGTH"),
         play_rate=rpr.RPR_GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
         source_length_s=source_length,
         section_offset_s=section_offset,
     )
-    yaw, pitch = common.direction_curve.parse_direction_text(item_notes(rpr, item)) or default
+    yaw, pitch = direction_curve.parse_direction_text(item_notes(rpr, item)) or default
     folder = output_folder(rpr)
-    output = str(common.result_files.result_paths(folder, label, job_id).wav) if folder else None
-    request = common.host_client.JobRequest(
+    output = str(result_files.result_paths(folder, label, job_id).wav) if folder else None
+    request = host_client.JobRequest(
         media=path,
         start_s=span.media_range.start,
         end_s=span.media_range.end,
@@ -187,7 +239,7 @@ def build_request(
 # inserting the result
 
 
-def track_lanes(rpr: Any, common: Any) -> list[Any]:
+def track_lanes(rpr: Any) -> list[placement.Lane]:
     lanes = []
     for index in range(rpr.RPR_CountTracks(0)):
         track = rpr.RPR_GetTrack(0, index)
@@ -198,7 +250,7 @@ def track_lanes(rpr: Any, common: Any) -> list[Any]:
             spans.append((start, start + rpr.RPR_GetMediaItemInfo_Value(other, "D_LENGTH")))
         name = rpr.RPR_GetSetMediaTrackInfo_String(track, "P_NAME", "", False)[3]
         channels = int(rpr.RPR_GetMediaTrackInfo_Value(track, "I_NCHAN"))
-        lanes.append(common.placement.Lane(index, tuple(spans), channels=channels, name=name))
+        lanes.append(placement.Lane(index, tuple(spans), channels=channels, name=name))
     return lanes
 
 
@@ -212,27 +264,27 @@ def source_track_index(rpr: Any, pending: Pending) -> int:
     return pending.source_track_index
 
 
-def ambix_track(rpr: Any, pending: Pending, common: Any) -> tuple[Any, str]:
+def ambix_track(rpr: Any, pending: Pending) -> tuple[Any, str]:
     """An AmbiX track free over the result (existing, else inserted below the item's track)."""
     end = pending.position_s + pending.length_s
-    index = common.placement.reaper_ambix_track(track_lanes(rpr, common), pending.position_s, end)
+    index = placement.reaper_ambix_track(track_lanes(rpr), pending.position_s, end)
     if index is not None:
         return rpr.RPR_GetTrack(0, index), f"track {index + 1}"
     index = source_track_index(rpr, pending) + 1
     rpr.RPR_InsertTrackAtIndex(index, True)
     track = rpr.RPR_GetTrack(0, index)
-    rpr.RPR_SetMediaTrackInfo_Value(track, "I_NCHAN", common.placement.AMBIX_CHANNELS)
-    rpr.RPR_GetSetMediaTrackInfo_String(track, "P_NAME", common.placement.AMBIX_TRACK_NAME, True)
+    rpr.RPR_SetMediaTrackInfo_Value(track, "I_NCHAN", placement.AMBIX_CHANNELS)
+    rpr.RPR_GetSetMediaTrackInfo_String(track, "P_NAME", placement.AMBIX_TRACK_NAME, True)
     return track, f"new track {index + 1}"
 
 
-def insert_result(rpr: Any, pending: Pending, path: str, common: Any) -> str:
+def insert_result(rpr: Any, pending: Pending, path: str) -> str:
     """Add the AmbiX file as an item at the source item's position and play rate."""
-    channels = common.wav_info.read_wav_info(path).channels
+    channels = wav_info.read_wav_info(path).channels
     rpr.RPR_Undo_BeginBlock2(0)
     rpr.RPR_PreventUIRefresh(1)
     try:
-        track, where = ambix_track(rpr, pending, common)
+        track, where = ambix_track(rpr, pending)
         item = rpr.RPR_AddMediaItemToTrack(track)
         take = rpr.RPR_AddTakeToMediaItem(item)
         source = rpr.RPR_PCM_Source_CreateFromFile(path)
@@ -256,10 +308,19 @@ def insert_result(rpr: Any, pending: Pending, path: str, common: Any) -> str:
 # the action and its deferred poll
 
 
-def complete_menu_file(rpr: Any, script_path: str | None) -> None:
-    """Write this action's command id into the .ReaperMenu next to the script (first run only)."""
-    if not script_path:
-        return
+def installed_path(rpr: Any) -> str:
+    """Where `visage hosts install reaper` puts this script: ``<resource>/Scripts/ViSAGe``."""
+    return os.path.join(rpr.RPR_GetResourcePath(), *INSTALL_FOLDER, SCRIPT_FILE)
+
+
+def complete_menu_file(rpr: Any, script_path: str) -> None:
+    """Write this action's command id into the .ReaperMenu next to the script (first run only).
+
+    The shipped menu holds `MENU_PLACEHOLDER`: REAPER gives a script its id when it is loaded as an
+    action, so no installer can know it. ``AddRemoveReaScript`` returns it (the existing action's id when
+    the script is loaded already); ``ReverseNamedCommandLookup`` turns it into the ``RS...`` name a menu
+    file uses (with a leading underscore there).
+    """
     menu = os.path.join(os.path.dirname(script_path), MENU_FILE)
     try:
         with open(menu, encoding="utf-8") as handle:
@@ -279,31 +340,31 @@ def complete_menu_file(rpr: Any, script_path: str | None) -> None:
 def main(script_path: str | None = None) -> int:
     """The action: submit every selected item, then poll with defer. Returns how many were submitted."""
     rpr = _api()
-    try:
-        common = _common()
-    except ImportError as error:
+    mismatch = python_mismatch()
+    if mismatch:
+        _console(mismatch)
+    if IMPORT_PROBLEM is not None:
+        message = f"Cannot import the visage client ({IMPORT_PROBLEM})."
+        _console(message)
         rpr.RPR_ShowMessageBox(
-            f"Cannot import the visage client ({error}). Reinstall with `visage hosts install reaper`.",
-            "ViSAGe",
-            0,
+            f"{message} {mismatch or 'Reinstall with `visage hosts install reaper`.'}", "ViSAGe", 0
         )
         return 0
-    complete_menu_file(rpr, script_path if script_path is not None else globals().get("__file__"))
+    # The script's own path; REAPER may run it without setting __file__: then where the installer puts it.
+    complete_menu_file(rpr, script_path or globals().get("__file__") or installed_path(rpr))
     items = [rpr.RPR_GetSelectedMediaItem(0, i) for i in range(rpr.RPR_CountSelectedMediaItems(0))]
     items = [item for item in items if not is_null(item)]
     if not items:
         rpr.RPR_ShowMessageBox("Select one or more media items (video, or audio with video).", "ViSAGe", 0)
         return 0
     default = (0.0, 0.0)
-    if any(common.direction_curve.parse_direction_text(item_notes(rpr, item)) is None for item in items):
+    if any(direction_curve.parse_direction_text(item_notes(rpr, item)) is None for item in items):
         asked = ask_direction(rpr)
         if asked is None:
             return 0
         default = asked
-    host_client = common.host_client
-    client = host_client.bridge()
     try:
-        address = host_client.locate_daemon(VISAGE_DAEMON)
+        address = host_client.locate_daemon(VISAGE_DAEMON, warn=_console)
     except ValueError as error:
         rpr.RPR_ShowMessageBox(f"Bad daemon address {VISAGE_DAEMON!r}: {error}", "ViSAGe", 0)
         return 0
@@ -311,14 +372,14 @@ def main(script_path: str | None = None) -> int:
     for item in items:
         job_id = host_client.new_job_id("reaper")
         try:
-            request, span = build_request(rpr, item, default, common, job_id)
+            request, span = build_request(rpr, item, default, job_id)
             job = host_client.HostJob(request, address, job_id=job_id).start(threaded=False)
-        except (ValueError, common.media_range.RangeError) as problem:
+        except ValueError as problem:  # media_range.RangeError too
             _console(str(problem))
             continue
-        except (client.JobFailed, client.DaemonUnavailable) as error:
+        except (JobFailed, DaemonUnavailable) as error:
             message = host_client.describe_error(error, address)
-            if isinstance(error, client.DaemonUnavailable):
+            if isinstance(error, DaemonUnavailable):
                 rpr.RPR_ShowMessageBox(message, "ViSAGe", 0)
                 break
             _console(f"{request.label}: {message}")
@@ -342,15 +403,15 @@ def main(script_path: str | None = None) -> int:
         submitted += 1
     if submitted:
         _console(f"generating ambisonics for {submitted} item(s)")
-        rpr.RPR_atexit(ATEXIT_CODE)
-        rpr.RPR_defer(DEFER_CODE)
+        main_module = _main_module()
+        main_module.RPR_atexit(ATEXIT_CODE)
+        main_module.RPR_defer(DEFER_CODE)
     return submitted
 
 
 def visage_reaper_poll() -> None:
     """Deferred: apply job events (a few ms of socket reads each), insert finished results."""
     rpr = _api()
-    common = _common()
     for pending in list(_pending):
         tracker = pending.job.poll()
         tenth = int(tracker.fraction * 10)
@@ -363,15 +424,15 @@ def visage_reaper_poll() -> None:
         pending.job.close()
         if tracker.result is None:
             error = tracker.error
-            text = common.host_client.describe_failure(error.code, error.message) if error else "failed"
+            text = host_client.describe_failure(error.code, error.message) if error else "failed"
             _console(f"{pending.label}: {text}")
             continue
         try:
-            _console(insert_result(rpr, pending, tracker.result.output, common))
+            _console(insert_result(rpr, pending, tracker.result.output))
         except (ValueError, OSError) as problem:
             _console(f"{pending.label}: {problem}")
     if _pending:
-        rpr.RPR_defer(DEFER_CODE)
+        _main_module().RPR_defer(DEFER_CODE)
 
 
 def visage_reaper_atexit() -> None:

@@ -15,6 +15,7 @@ import wave
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from bridge_fixtures import (  # noqa: F401
@@ -26,6 +27,7 @@ from bridge_fixtures import (  # noqa: F401
     write_media,
 )
 
+from visage.bridge import const as bridge_const
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed
 from visage.bridge.daemon import Daemon
 from visage.host_plugins.common import (
@@ -40,6 +42,9 @@ from visage.host_plugins.common import (
 )
 from visage.model.features.direction import load_direction_curve
 from visage.model.files import result_files as contract
+
+if TYPE_CHECKING:
+    from conftest import BrokenZeroconf  # tests/host_plugins/conftest.py
 
 # ------------------------------------------------------------------------------------------------
 # camera -> yaw/pitch
@@ -483,6 +488,27 @@ def test_check_connection_and_auto_discovery(daemon: Daemon, tmp_path: Path) -> 
     found = host_client.locate_daemon("auto", state_dir=tmp_path / "state")
     assert (found.host, found.port, found.source) == (address.host, address.port, "endpoint-file")
     assert not host_client.check_connection("not an address").ok
+
+
+def test_auto_discovery_survives_a_zeroconf_that_does_not_import(
+    daemon: Daemon, broken_zeroconf: BrokenZeroconf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 16: find_spec finds zeroconf, importing it fails: warn, then the default address."""
+    address = address_of(daemon)
+    monkeypatch.setattr(bridge_const, "DEFAULT_UDP_PORT", address.port)  # the fallback reaches the daemon
+    warnings: list[str] = []
+    found = host_client.locate_daemon("auto", warn=warnings.append)
+    assert (found.host, found.port, found.source) == ("127.0.0.1", address.port, "default")
+    (warning,) = warnings
+    assert (
+        "ZeroConf" in warning
+        and broken_zeroconf.error in warning
+        and str(broken_zeroconf.state_dir) in warning
+    )
+    assert host_client.check_connection("auto").ok  # the same fallback, without a warning callback
+    # An endpoint file is read first: zeroconf is not even imported, nothing to warn about.
+    assert host_client.locate_daemon("auto", state_dir=daemon.settings.state_dir, warn=warnings.append)
+    assert len(warnings) == 1
 
 
 def test_default_state_dir_without_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

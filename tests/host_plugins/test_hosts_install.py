@@ -210,6 +210,8 @@ def test_install_and_uninstall_script(host: str, tmp_path: Path) -> None:
     block = text[text.index(install.CONFIG_BEGIN) : text.index(install.CONFIG_END)]
     exec(block, namespace)
     assert namespace["VISAGE_DAEMON"] == "127.0.0.1:17730"
+    # the Python those site-packages are for: the script compares it with the editor's (item 16)
+    assert namespace["VISAGE_PYTHON"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     site_dirs = namespace["VISAGE_SITE_DIRS"]
     assert isinstance(site_dirs, list) and any(
         Path(d).is_dir() and (Path(d) / "pythonosc").is_dir() for d in site_dirs
@@ -233,10 +235,9 @@ def test_installed_script_imports_the_client_from_the_configured_environment(tmp
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location("installed", {str(script)!r})
         module = importlib.util.module_from_spec(spec); sys.modules["installed"] = module
-        spec.loader.exec_module(module)
-        module._add_site_dirs()  # what load_common does first; -S: nothing else is on sys.path
-        common = module.load_common()
-        print(common.host_client.bridge().__name__)
+        spec.loader.exec_module(module)  # -S: only the configured site dirs make visage importable
+        assert module.IMPORT_PROBLEM is None, module.IMPORT_PROBLEM
+        print(module.host_client.bridge().__name__)
         """
     )
     result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,35 +1,151 @@
-"""The REAPER ReaScript against a recorded fake of ``reaper_python`` and a live daemon.
+"""The REAPER ReaScript against a fake built from REAPER's published Python API, and a live daemon.
 
-REAPER cannot run here. The fake follows the Python ReaScript conventions of the generated
-``reaper_python`` module: pointers are strings such as ``(MediaItem*)0x...``, a null pointer is
-``(...)0x0000000000000000`` (truthy!), functions with output buffers return a tuple of the return value
-(if any) followed by every argument with the buffers filled in, and ``RPR_defer``/``RPR_atexit`` take
-code strings that REAPER runs in the script's namespace. Every call is recorded.
+REAPER cannot run here. The fake is built from REAPER's own generated module ``reaper_python`` (the
+``Plugins/reaper_python.py`` REAPER writes from its API; a public copy: 0xf0f/reaper-api), not from what
+the script calls: `PUBLISHED` lists each function's parameter types and result as that module packs and
+returns them, and the fake module has only those names, refuses another argument count, and refuses a
+pointer of another type (which REAPER's ``rpr_packp`` would silently turn into NULL). Conventions from
+the same text: pointers are strings ``(Type*)0x%016X``; a null pointer is ``(Type*)0x0000000000000000``
+(truthy!); functions with output buffers return a tuple of the return value (if any) followed by every
+argument, buffers filled in. ``RPR_defer``/``RPR_atexit`` are not in that module: REAPER defines them in
+the script's ``__main__`` (python-reapy's ``reapy/core/reaper/defer.py`` calls
+``sys.modules["__main__"].RPR_defer``), and runs the code strings they take there. The fake does the
+same. Every call is recorded.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import secrets
 import sys
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_fixtures import address_of, fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
 
+from visage.bridge import const as bridge_const
 from visage.bridge.daemon import Daemon
+from visage.host_plugins import install
+
+if TYPE_CHECKING:
+    from conftest import BrokenZeroconf  # tests/host_plugins/conftest.py
 
 SCRIPT = Path(__file__).resolve().parents[2] / "host_plugins" / "reaper" / "visage_reaper.py"
 MENU = SCRIPT.with_name("visage_reaper.ReaperMenu")
 
+# Parameter and result types of the published functions, as the generated reaper_python packs them:
+# a pointer type ("MediaItem*"), "int" (c_int), "float" (c_double), "bool" (c_byte), "str" (a C string),
+# "buf" (an output string buffer, passed in and returned filled). A result is one type, None, or the
+# tuple the function returns. "ReaProject*" parameters also take 0 (the current project).
+PUBLISHED: dict[str, tuple[tuple[str, ...], Any]] = {
+    "RPR_AddMediaItemToTrack": (("MediaTrack*",), "MediaItem*"),
+    "RPR_AddRemoveReaScript": (("bool", "int", "str", "bool"), "int"),
+    "RPR_AddTakeToMediaItem": (("MediaItem*",), "MediaItem_Take*"),
+    "RPR_CountSelectedMediaItems": (("ReaProject*",), "int"),
+    "RPR_CountTrackMediaItems": (("MediaTrack*",), "int"),
+    "RPR_CountTracks": (("ReaProject*",), "int"),
+    "RPR_GetActiveTake": (("MediaItem*",), "MediaItem_Take*"),
+    "RPR_GetExtState": (("str", "str"), "str"),
+    "RPR_GetMediaItemInfo_Value": (("MediaItem*", "str"), "float"),
+    "RPR_GetMediaItemTakeInfo_Value": (("MediaItem_Take*", "str"), "float"),
+    "RPR_GetMediaItemTake_Source": (("MediaItem_Take*",), "PCM_source*"),
+    "RPR_GetMediaItem_Track": (("MediaItem*",), "MediaTrack*"),
+    "RPR_GetMediaSourceFileName": (("PCM_source*", "buf", "int"), ("PCM_source*", "str", "int")),
+    "RPR_GetMediaSourceLength": (("PCM_source*", "bool"), ("float", "PCM_source*", "int")),
+    "RPR_GetMediaSourceParent": (("PCM_source*",), "PCM_source*"),
+    "RPR_GetMediaTrackInfo_Value": (("MediaTrack*", "str"), "float"),
+    "RPR_GetProjectPath": (("buf", "int"), ("str", "int")),
+    "RPR_GetResourcePath": ((), "str"),
+    "RPR_GetSelectedMediaItem": (("ReaProject*", "int"), "MediaItem*"),
+    "RPR_GetSetMediaItemInfo_String": (
+        ("MediaItem*", "str", "buf", "bool"),
+        ("int", "MediaItem*", "str", "str", "bool"),
+    ),
+    "RPR_GetSetMediaItemTakeInfo_String": (
+        ("MediaItem_Take*", "str", "buf", "bool"),
+        ("int", "MediaItem_Take*", "str", "str", "bool"),
+    ),
+    "RPR_GetSetMediaTrackInfo_String": (
+        ("MediaTrack*", "str", "buf", "bool"),
+        ("int", "MediaTrack*", "str", "str", "bool"),
+    ),
+    "RPR_GetTakeName": (("MediaItem_Take*",), "str"),
+    "RPR_GetTrack": (("ReaProject*", "int"), "MediaTrack*"),
+    "RPR_GetTrackMediaItem": (("MediaTrack*", "int"), "MediaItem*"),
+    "RPR_GetUserInputs": (("str", "int", "str", "buf", "int"), ("int", "str", "int", "str", "str", "int")),
+    "RPR_InsertTrackAtIndex": (("int", "bool"), None),
+    "RPR_PCM_Source_CreateFromFile": (("str",), "PCM_source*"),
+    "RPR_PCM_Source_GetSectionInfo": (
+        ("PCM_source*", "float", "float", "bool"),
+        ("int", "PCM_source*", "float", "float", "int"),
+    ),
+    "RPR_PreventUIRefresh": (("int",), None),
+    "RPR_ReverseNamedCommandLookup": (("int",), "str"),
+    "RPR_SetExtState": (("str", "str", "str", "bool"), None),
+    "RPR_SetMediaItemInfo_Value": (("MediaItem*", "str", "float"), "bool"),
+    "RPR_SetMediaItemTakeInfo_Value": (("MediaItem_Take*", "str", "float"), "bool"),
+    "RPR_SetMediaItemTake_Source": (("MediaItem_Take*", "PCM_source*"), "bool"),
+    "RPR_SetMediaTrackInfo_Value": (("MediaTrack*", "str", "float"), "bool"),
+    "RPR_ShowConsoleMsg": (("str",), None),
+    "RPR_ShowMessageBox": (("str", "str", "int"), "int"),
+    "RPR_Undo_BeginBlock2": (("ReaProject*",), None),
+    "RPR_Undo_EndBlock2": (("ReaProject*", "str", "int"), None),
+    "RPR_UpdateArrange": ((), None),
+    "RPR_ValidatePtr2": (("ReaProject*", "void*", "str"), "bool"),
+}
+# What REAPER defines in the script's __main__ rather than in reaper_python (code strings, run there).
+MAIN_NAMESPACE_FUNCTIONS = ("RPR_defer", "RPR_atexit")
+_POINTER = re.compile(r"^\((\w+\*)\)0x([0-9A-F]{16})$")  # rpr_unpackp's '(%s)0x%08X%08X'
+
 
 def pointer(kind: str, number: int) -> str:
     return f"({kind}*)0x{number:016X}"
+
+
+def _check_value(name: str, where: str, kind: str, value: Any) -> None:
+    """Fail the way the published packing would (ctypes TypeError) or would hide (a pointer turned NULL)."""
+    if kind.endswith("*"):
+        if kind == "ReaProject*" and value == 0:
+            return
+        match = _POINTER.match(str(value))
+        assert match and kind in (match.group(1), "void*"), f"{name}: {where} is not a {kind}: {value!r}"
+    elif kind in ("int", "bool"):
+        assert isinstance(value, int), f"{name}: {where} must be an int ({kind}), got {value!r}"
+    elif kind == "float":
+        assert isinstance(value, int | float), f"{name}: {where} must be a number, got {value!r}"
+    else:  # str / buf: packed with str(value)
+        assert value is not None, f"{name}: {where} must be a string, got None"
+
+
+def published(name: str, implementation: Callable[..., Any]) -> Callable[..., Any]:
+    """``implementation`` behind the published signature of ``name``: argument count, types, result."""
+    params, result = PUBLISHED[name]
+
+    def call(*args: Any) -> Any:
+        assert len(args) == len(params), f"{name} takes {len(params)} arguments, got {len(args)}: {args!r}"
+        for i, (kind, value) in enumerate(zip(params, args, strict=True)):
+            _check_value(name, f"argument {i}", kind, value)
+        value = implementation(*args)
+        if result is None:
+            assert value is None, f"{name} returns nothing"
+        elif isinstance(result, tuple):
+            assert isinstance(value, tuple) and len(value) == len(result), (
+                f"{name} returns {len(result)}-tuples"
+            )
+            for i, (kind, item) in enumerate(zip(result, value, strict=True)):
+                _check_value(name, f"result {i}", kind, item)
+        else:
+            _check_value(name, "the result", result, value)
+        return value
+
+    return call
 
 
 @dataclass
@@ -75,6 +191,9 @@ class FakeReaper:
         self.deferred: list[str] = []
         self.atexit: list[str] = []
         self.fail_source = False
+        self.resource_path = project_path.parent / "reaper-resources"
+        self.loaded_scripts: dict[str, int] = {}  # script path -> command id (Actions > Load ReaScript)
+        self.command_names: dict[int, str] = {}  # command id -> "RS" + 40 hex digits
         self._next = 0x1000
 
     def _ptr(self, kind: str) -> str:
@@ -117,11 +236,20 @@ class FakeReaper:
         return item
 
     def module(self) -> types.ModuleType:
+        """``reaper_python``: the published functions only, each behind its published signature."""
+        implemented = {name for name in dir(self) if name.startswith("RPR_")}
+        assert implemented == set(PUBLISHED), implemented ^ set(PUBLISHED)  # the fake invents nothing
         fake = types.ModuleType("reaper_python")
-        for name in dir(self):
-            if name.startswith("RPR_"):
-                setattr(fake, name, self._recorded(name, getattr(self, name)))
+        for name in PUBLISHED:
+            setattr(fake, name, self._recorded(name, published(name, getattr(self, name))))
         return fake
+
+    def main_module(self) -> types.ModuleType:
+        """The script's ``__main__`` as REAPER prepares it: where RPR_defer and RPR_atexit live."""
+        main = types.ModuleType("__main__")
+        main.RPR_defer = self._recorded("RPR_defer", self.deferred.append)  # type: ignore[attr-defined]
+        main.RPR_atexit = self._recorded("RPR_atexit", self.atexit.append)  # type: ignore[attr-defined]
+        return main
 
     def _recorded(self, name: str, function: Any) -> Any:
         def call(*args: Any) -> Any:
@@ -286,17 +414,20 @@ class FakeReaper:
             self.takes[take].name = value
         return (True, take, parm, self.takes[take].name, set_new)
 
-    def RPR_defer(self, code: str) -> None:
-        self.deferred.append(code)
-
-    def RPR_atexit(self, code: str) -> None:
-        self.atexit.append(code)
+    def RPR_GetResourcePath(self) -> str:
+        return str(self.resource_path)
 
     def RPR_AddRemoveReaScript(self, add: bool, section: int, path: str, commit: bool) -> int:
-        return 54321
+        """Load a script as an action: a new command id, or the one it has already."""
+        assert add and section == 0
+        if path not in self.loaded_scripts:
+            command = 50000 + len(self.loaded_scripts)
+            self.loaded_scripts[path] = command
+            self.command_names[command] = "RS" + secrets.token_hex(20)  # as REAPER names script actions
+        return self.loaded_scripts[path]
 
     def RPR_ReverseNamedCommandLookup(self, command: int) -> str:
-        return "RS0123456789abcdef" if command == 54321 else ""
+        return self.command_names[command]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,23 +440,52 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
 
 
 @pytest.fixture
-def reaper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeReaper:
+def reaper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReaper]:
     fake = FakeReaper(tmp_path / "project")
     monkeypatch.setitem(sys.modules, "reaper_python", fake.module())
-    return fake
+    monkeypatch.setitem(sys.modules, "__main__", fake.main_module())
+    yield fake
+    main = vars(sys.modules["__main__"])
+    for code in fake.atexit:  # as REAPER does when the script ends: nothing may keep running
+        exec(code, main)
 
 
-@pytest.fixture
-def script(daemon: Daemon, reaper: FakeReaper, monkeypatch: pytest.MonkeyPatch) -> Any:
-    spec = importlib.util.spec_from_file_location("visage_reaper_under_test", SCRIPT)
+def install_into(reaper: FakeReaper, daemon: str) -> Path:
+    """The shipped script and menu, installed by `visage hosts install reaper` in REAPER's resource folder."""
+    folder = reaper.resource_path.joinpath("Scripts", "ViSAGe")
+    script, menu = install.install_script("reaper", target=folder, daemon=daemon, log=lambda _: None)
+    assert menu.name == MENU.name
+    return script
+
+
+def load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The installed script as a module (its ``__file__`` is the installed path)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script(daemon: Daemon, reaper: FakeReaper, monkeypatch: pytest.MonkeyPatch) -> Any:
     address = address_of(daemon)
-    monkeypatch.setattr(module, "VISAGE_DAEMON", f"{address.host}:{address.port}")
-    yield module
-    module.visage_reaper_atexit()  # as REAPER does when the script ends: nothing may keep running
+    return load(
+        install_into(reaper, f"{address.host}:{address.port}"), "visage_reaper_under_test", monkeypatch
+    )
+
+
+def run_action(path: Path) -> dict[str, Any]:
+    """Run the installed script as REAPER runs an action: its code executed in ``__main__``.
+
+    No ``__file__``: whether REAPER sets it is not published, so the script must not depend on it.
+    """
+    main = vars(sys.modules["__main__"])
+    main.pop("__file__", None)
+    main["__name__"] = "__main__"
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), main)
+    return main
 
 
 def media(tmp_path: Path, name: str) -> str:
@@ -335,20 +495,39 @@ def media(tmp_path: Path, name: str) -> str:
     return str(path)
 
 
-def run_deferred(script: Any, reaper: FakeReaper, timeout_s: float = 10.0) -> int:
-    """Run deferred code as REAPER does (in the script's namespace) until it stops re-deferring."""
+def run_deferred(reaper: FakeReaper, timeout_s: float = 10.0) -> int:
+    """Run deferred code as REAPER does (in the script's ``__main__``) until it stops re-deferring."""
     rounds, deadline = 0, time.monotonic() + timeout_s
+    main = vars(sys.modules["__main__"])
     while reaper.deferred:
-        code = reaper.deferred.pop(0)
-        assert code == script.DEFER_CODE
-        exec(code, vars(script))
+        exec(reaper.deferred.pop(0), main)
         rounds += 1
         assert time.monotonic() < deadline
     return rounds
 
 
+def console(reaper: FakeReaper) -> list[str]:
+    return [args[0] for name, args in reaper.calls if name == "RPR_ShowConsoleMsg"]
+
+
 def sidecar(path: str) -> dict:
     return json.loads(Path(path + ".json").read_text())  # the sidecar: OUT.wav -> OUT.wav.json
+
+
+def test_the_fake_is_the_published_api(reaper: FakeReaper) -> None:
+    """What the fake refuses, REAPER's generated module does not have (or would pack as NULL)."""
+    rpr = sys.modules["reaper_python"]
+    assert not any(hasattr(rpr, name) for name in MAIN_NAMESPACE_FUNCTIONS)
+    assert all(callable(getattr(sys.modules["__main__"], name)) for name in MAIN_NAMESPACE_FUNCTIONS)
+    with pytest.raises(AttributeError):
+        rpr.RPR_GetItemName  # noqa: B018  (no such function)
+    with pytest.raises(AssertionError, match="takes 2 arguments"):
+        rpr.RPR_GetTrack(0)
+    with pytest.raises(AssertionError, match="must be an int"):
+        rpr.RPR_GetTrack(0, 1.0)  # c_int(1.0) is a TypeError
+    item = reaper.add_item(reaper.add_track(), "x.mp4", position=0.0, length=1.0)
+    with pytest.raises(AssertionError, match="is not a MediaTrack"):
+        rpr.RPR_CountTrackMediaItems(item)  # rpr_packp would pass NULL
 
 
 def test_items_are_generated_and_inserted_on_an_ambix_track(
@@ -368,15 +547,11 @@ def test_items_are_generated_and_inserted_on_an_ambix_track(
     b = reaper.add_item(video, media(tmp_path, "b.mp4"), position=20.0, length=1.0, offset=-0.5, name="B")
     empty = reaper.add_item(video, None, position=30.0, length=1.0)
     reaper.selected = [a, b, empty]
-    installed = tmp_path / "scripts" / SCRIPT.name
-    installed.parent.mkdir()
-    installed.with_name(MENU.name).write_text(MENU.read_text())
 
-    assert script.main(str(installed)) == 2
+    assert script.main() == 2
     assert reaper.atexit == [script.ATEXIT_CODE] and reaper.deferred == [script.DEFER_CODE]
     assert reaper.ext[("visage", "direction")] == "-45,10"  # asked once (B has no direction in its notes)
-    assert "_RS0123456789abcdef ViSAGe: Generate ambisonics" in installed.with_name(MENU.name).read_text()
-    assert run_deferred(script, reaper) >= 1
+    assert run_deferred(reaper) >= 1
 
     ambix = reaper.tracks[1]  # inserted below the video track
     assert reaper.track_data[ambix].name == "FOA AmbiX (ACN/SN3D)" and reaper.track_data[ambix].channels == 4
@@ -432,6 +607,79 @@ def test_items_are_generated_and_inserted_on_an_ambix_track(
     assert args["RPR_Undo_EndBlock2"] == (0, "ViSAGe: insert ambisonics", -1)
 
 
+def test_the_installed_action_completes_its_menu_and_defers_through_main(
+    daemon: Daemon, reaper: FakeReaper, tmp_path: Path
+) -> None:
+    """Items 14 and 15 on the shipped files: the menu's placeholder gets the id REAPER gave the action;
+    ``RPR_defer``/``RPR_atexit`` are called on ``__main__`` and their code runs there."""
+    shipped = MENU.read_text(encoding="utf-8")
+    placeholder = "_VISAGE_COMMAND_ID"
+    assert f"{placeholder} ViSAGe: Generate ambisonics" in shipped and not re.search(r"_RS[0-9a-f]", shipped)
+    address = address_of(daemon)
+    path = install_into(reaper, f"{address.host}:{address.port}")
+    assert path.with_name(MENU.name).read_text(encoding="utf-8") == shipped
+    track = reaper.add_track("Video")
+    reaper.selected = [
+        reaper.add_item(track, media(tmp_path, "m.mp4"), position=1.0, length=1.0, notes="yaw=10", name="M")
+    ]
+
+    main = run_action(path)  # REAPER runs the action
+    assert reaper.loaded_scripts == {str(path): 50000}  # found without __file__: where install put it
+    name = reaper.command_names[50000]
+    assert path.with_name(MENU.name).read_text(encoding="utf-8") == shipped.replace(placeholder, f"_{name}")
+    assert reaper.atexit == [main["ATEXIT_CODE"]] and reaper.deferred == [main["DEFER_CODE"]]
+    run_deferred(reaper)
+    (placed,) = reaper.track_data[reaper.tracks[1]].items
+    assert reaper.takes[reaper.items[placed].take].name == "M AmbiX"
+    assert reaper.items[placed].position == 1.0
+
+    reaper.selected = []
+    run_action(path)  # the menu is complete: the action is not loaded again
+    assert reaper.names().count("RPR_AddRemoveReaScript") == 1
+
+
+def test_a_zeroconf_that_does_not_import_is_reported_and_the_default_address_used(
+    daemon: Daemon,
+    reaper: FakeReaper,
+    broken_zeroconf: BrokenZeroconf,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Item 16: REAPER's Python finds the environment's zeroconf but cannot import it."""
+    monkeypatch.setattr(bridge_const, "DEFAULT_UDP_PORT", address_of(daemon).port)  # the fallback's port
+    script = load(install_into(reaper, "auto"), "visage_reaper_auto", monkeypatch)
+    track = reaper.add_track()
+    reaper.selected = [
+        reaper.add_item(track, media(tmp_path, "z.mp4"), position=0.0, length=1.0, notes="yaw=0")
+    ]
+    assert script.main() == 1
+    assert any("ZeroConf" in m and broken_zeroconf.error in m for m in console(reaper))
+    run_deferred(reaper)
+    assert len(reaper.track_data[reaper.tracks[1]].items) == 1
+
+
+def test_another_python_than_the_recorded_one_is_reported(
+    script: Any, reaper: FakeReaper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert script.VISAGE_PYTHON == running  # recorded at install
+    monkeypatch.setattr(script, "VISAGE_PYTHON", "3.99")
+    assert script.main() == 0  # nothing selected: the report comes first anyway
+    (message,) = [m for m in console(reaper) if "3.99" in m]
+    assert f"REAPER runs Python {running}" in message and "Plug-ins > ReaScript" in message
+
+
+def test_a_client_that_does_not_import_is_a_message_not_a_traceback(
+    reaper: FakeReaper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "visage.bridge.client", None)  # importing it raises ImportError
+    script = load(install_into(reaper, "auto"), "visage_reaper_no_client", monkeypatch)
+    assert script.main() == 0
+    (box,) = [args for name, args in reaper.calls if name == "RPR_ShowMessageBox"]
+    assert "Cannot import the visage client" in box[0] and "visage.bridge.client" in box[0]
+    assert not reaper.deferred
+
+
 def test_nothing_selected_and_prompt_cancelled(script: Any, reaper: FakeReaper, tmp_path: Path) -> None:
     assert script.main() == 0
     assert "RPR_ShowMessageBox" in reaper.names() and not reaper.deferred
@@ -465,7 +713,7 @@ def test_refused_source_and_failed_insert_are_reported(
     ]
     reaper.fail_source = True
     assert script.main() == 1
-    run_deferred(script, reaper)
+    run_deferred(reaper)
     messages = [args[0] for name, args in reaper.calls if name == "RPR_ShowConsoleMsg"]
     assert any("far: " in m and "--allow-dir" in m for m in messages)
     assert any("could not create an item" in m for m in messages)
@@ -475,22 +723,20 @@ def test_refused_source_and_failed_insert_are_reported(
 def test_terminating_the_script_cancels_running_jobs(
     reaper: FakeReaper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = importlib.util.spec_from_file_location("visage_reaper_slow", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
     with Daemon(fake_settings(tmp_path), fast_engine(delay_s=5.0, steps=50)) as slow:
         address = address_of(slow)
-        monkeypatch.setattr(module, "VISAGE_DAEMON", f"{address.host}:{address.port}")
+        module = load(
+            install_into(reaper, f"{address.host}:{address.port}"), "visage_reaper_slow", monkeypatch
+        )
         track = reaper.add_track()
         reaper.selected = [
             reaper.add_item(track, media(tmp_path, "f.mp4"), position=0.0, length=1.0, notes="yaw=0")
         ]
         assert module.main() == 1
         (pending,) = module._pending
-        exec(reaper.deferred.pop(0), vars(module))
-        exec(reaper.atexit[0], vars(module))
+        main = vars(sys.modules["__main__"])
+        exec(reaper.deferred.pop(0), main)
+        exec(reaper.atexit.pop(0), main)  # the user terminates the action
         assert not module._pending
         assert slow.queue is not None
         deadline = time.monotonic() + 5
@@ -531,7 +777,7 @@ def test_section_sources_count_from_the_section_start(
         ),
     ]
     assert script.main() == 2
-    run_deferred(script, reaper)
+    run_deferred(reaper)
     placed = {
         reaper.takes[reaper.items[i].take].name: reaper.items[i]
         for i in reaper.track_data[reaper.tracks[1]].items
@@ -555,7 +801,7 @@ def test_results_go_below_their_own_track_after_earlier_inserts(
         reaper.add_item(second, media(tmp_path, "i.mp4"), position=0.0, length=1.0, notes="yaw=0", name="B"),
     ]
     assert script.main() == 2
-    run_deferred(script, reaper)
+    run_deferred(reaper)
     layout = [
         (
             reaper.track_data[t].name,

@@ -1,10 +1,14 @@
-"""The DaVinci Resolve script against a recorded fake of Resolve's scripting API and a live daemon.
+"""The DaVinci Resolve script against a fake built from Resolve's published scripting API, and a live daemon.
 
-Resolve cannot run here. The fakes implement the documented surface the script uses (Blackmagic's
-scripting README, 2026-07) and its measured failure modes: ``None`` for missing objects,
-``GetSelectedClips`` returning None before 21.0.4, WAV clips adopting the project's frame rate, and
-``AppendToTimeline`` silently dropping a clip (returning a phantom item) when it would overlap.
-Every call is recorded so the tests check the exact sequence and arguments.
+Resolve cannot run here. Each fake object has the methods Blackmagic's scripting README lists for its
+class, with the argument counts given there (`README_METHODS`, from the README "Last Updated: 24 Jul
+2026"; public copy: samuelgursky/davinci-resolve-mcp ``docs/reference/resolve_scripting_api.txt``),
+not the methods the script happens to call; like a real Resolve object, any other attribute is ``None``
+(``hasattr`` is always true, calling it fails: measured in that project's
+``docs/reference/api-limitations.md``). Measured failure modes kept: ``None`` for missing objects, no
+``Timeline.GetSelectedClips`` before 21.0.4, WAV clips adopting the project's frame rate, and
+``AppendToTimeline`` silently dropping a clip (returning a phantom item) when it would overlap. Every
+call is recorded so the tests check the exact sequence and arguments.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from bridge_fixtures import address_of, fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
 
+from visage.bridge import const as bridge_const
 from visage.bridge.daemon import Daemon
 from visage.model.features.direction import load_direction_curve
+
+if TYPE_CHECKING:
+    from conftest import BrokenZeroconf  # tests/host_plugins/conftest.py
 
 SCRIPT = Path(__file__).resolve().parents[2] / "host_plugins" / "resolve" / "visage_resolve.py"
 TIMELINE_START = 86400  # 01:00:00:00 at 24 fps
@@ -41,19 +49,95 @@ class Calls(list):  # type: ignore[type-arg]
         return [name for name, _ in self]
 
 
-class Fake:
-    """Records ``Owner.Method(args)`` into the shared call log."""
+# (fewest, most) positional arguments of the methods the README lists, per object; only the objects
+# and methods that the fakes below implement (a fake method not listed here fails `test_the_fakes_...`).
+MANY = 1_000  # AppendToTimeline(clip1, clip2, ...)
+README_METHODS: dict[str, dict[str, tuple[int, int]]] = {
+    "Resolve": {"GetProductName": (0, 0), "GetProjectManager": (0, 0)},
+    "ProjectManager": {"GetCurrentProject": (0, 0), "SaveProject": (0, 0)},
+    "Project": {"GetCurrentTimeline": (0, 0), "GetMediaPool": (0, 0), "GetSetting": (0, 1)},
+    "MediaPool": {
+        "GetRootFolder": (0, 0),
+        "AddSubFolder": (2, 2),  # (folder, name)
+        "SetCurrentFolder": (1, 1),
+        "ImportMedia": (1, 1),  # ([items...]) or ([{clipInfo}])
+        "AppendToTimeline": (1, MANY),
+    },
+    "Folder": {"GetName": (0, 0), "GetSubFolderList": (0, 0)},
+    "MediaPoolItem": {
+        "GetName": (0, 0),
+        "GetMetadata": (0, 1),  # (metadataType=None)
+        "GetMediaId": (0, 0),
+        "GetMarkers": (0, 0),
+        "GetClipProperty": (0, 1),  # (propertyName=None)
+    },
+    "Timeline": {
+        "GetSetting": (0, 1),
+        "GetSelectedClips": (0, 0),  # Resolve 21.0.4 and later
+        "GetCurrentVideoItem": (0, 0),
+        "GetTrackCount": (1, 1),  # (trackType)
+        "GetItemListInTrack": (2, 2),  # (trackType, index)
+        "GetTrackSubType": (2, 2),  # (trackType, trackIndex)
+        "AddTrack": (1, 2),  # (trackType, subTrackType | newTrackOptions)
+        "SetTrackName": (3, 3),  # (trackType, trackIndex, name)
+    },
+    "TimelineItem": {
+        "GetName": (0, 0),
+        "GetStart": (0, 1),  # (subframe_precision)
+        "GetEnd": (0, 1),
+        "GetDuration": (0, 1),
+        "GetLeftOffset": (0, 1),
+        "GetSourceStartFrame": (0, 0),
+        "GetSourceEndFrame": (0, 0),
+        "GetMediaPoolItem": (0, 0),
+        "GetMarkers": (0, 0),
+        "GetTrackTypeAndIndex": (0, 0),
+    },
+}
+TRACK_TYPES = ("audio", "video", "subtitle")
+AUDIO_TRACK_TYPES = (
+    "mono stereo lrc lcr lrcs lcrs quad 5.0 5.0film 5.1 5.1film 7.0 7.0film 7.1 7.1film".split()
+    + [f"adaptive{n}" for n in range(1, 37)]
+)
+CLIP_INFO_KEYS = {"mediaPoolItem", "startFrame", "endFrame", "mediaType", "trackIndex", "recordFrame"}
 
+
+class Fake:
+    """A Resolve object: the README's methods for `api` (argument counts checked), ``None`` for the rest.
+
+    Calls are recorded into the shared log as ``Label.Method``.
+    """
+
+    api = ""
     _ids = itertools.count(1)
 
-    def __init__(self, calls: Calls, label: str) -> None:
-        self._calls, self._label = calls, label
+    def __init__(self, calls: Calls, label: str, *, missing: tuple[str, ...] = ()) -> None:
+        self._calls, self._label, self._missing = calls, label, missing
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name[:1].isupper():
+            return object.__getattribute__(self, name)
+        published = README_METHODS[type(self).api].get(name)
+        if published is None or name in object.__getattribute__(self, "_missing"):
+            return None  # what Resolve answers for a method it does not have
+        method = object.__getattribute__(self, name)
+        fewest, most = published
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            label = f"{type(self).api}.{name}"
+            assert not kwargs, f"{label}: the README documents positional arguments only"
+            assert fewest <= len(args) <= most, f"{label} takes {fewest}..{most} arguments, got {args!r}"
+            return method(*args)
+
+        return call
 
     def _log(self, method: str, *args: Any) -> None:
         self._calls.append((f"{self._label}.{method}", args))
 
 
 class MediaPoolItem(Fake):
+    api = "MediaPoolItem"
+
     def __init__(
         self, calls: Calls, path: str, fps: str, *, markers: dict | None = None, metadata: dict | None = None
     ) -> None:
@@ -81,6 +165,8 @@ class MediaPoolItem(Fake):
 
 
 class TimelineItem(Fake):
+    api = "TimelineItem"
+
     def __init__(
         self,
         calls: Calls,
@@ -134,6 +220,8 @@ class TimelineItem(Fake):
 
 
 class Timeline(Fake):
+    api = "Timeline"
+
     def __init__(
         self,
         calls: Calls,
@@ -144,7 +232,8 @@ class Timeline(Fake):
         audio: list[tuple[str, list[TimelineItem]]],
         drop_appends: bool = False,
     ) -> None:
-        super().__init__(calls, "Timeline")
+        # before Resolve 21.0.4 (``selected`` None) there is no GetSelectedClips
+        super().__init__(calls, "Timeline", missing=("GetSelectedClips",) if selected is None else ())
         self.rate, self.selected, self.current, self.audio, self.drop_appends = (
             rate,
             selected,
@@ -161,33 +250,46 @@ class Timeline(Fake):
         self._log("GetSelectedClips")
         return self.selected
 
+    def _track(self, kind: str, index: int | None = None) -> None:
+        assert kind in TRACK_TYPES, f"Timeline: track type {kind!r} is not one of {TRACK_TYPES}"
+        count = len(self.audio) if kind == "audio" else 1
+        if index is not None:
+            assert 1 <= index <= count, f"Timeline: no {kind} track {index}"
+
     def GetCurrentVideoItem(self) -> TimelineItem | None:
         self._log("GetCurrentVideoItem")
         return self.current
 
     def GetTrackCount(self, kind: str) -> int:
         self._log("GetTrackCount", kind)
+        self._track(kind)
         return len(self.audio) if kind == "audio" else 1
 
     def GetItemListInTrack(self, kind: str, index: int) -> list:
         self._log("GetItemListInTrack", kind, index)
+        self._track(kind, index)
         return list(self.audio[index - 1][1]) if kind == "audio" else []
 
     def GetTrackSubType(self, kind: str, index: int) -> str:
         self._log("GetTrackSubType", kind, index)
+        self._track(kind, index)
         return self.audio[index - 1][0]
 
     def AddTrack(self, kind: str, sub_type: str) -> bool:
         self._log("AddTrack", kind, sub_type)
+        assert kind == "audio" and sub_type in AUDIO_TRACK_TYPES, (kind, sub_type)
         self.audio.append((sub_type, []))
         return True
 
     def SetTrackName(self, kind: str, index: int, name: str) -> bool:
         self._log("SetTrackName", kind, index, name)
+        self._track(kind, index)
         return True
 
 
 class Folder(Fake):
+    api = "Folder"
+
     def __init__(self, calls: Calls, name: str) -> None:
         super().__init__(calls, f"Folder[{name}]")
         self.name, self.subfolders = name, []
@@ -201,6 +303,8 @@ class Folder(Fake):
 
 
 class MediaPool(Fake):
+    api = "MediaPool"
+
     def __init__(self, calls: Calls, timeline: Timeline, project_rate: str) -> None:
         super().__init__(calls, "MediaPool")
         self.root, self.timeline, self.project_rate = Folder(calls, "Master"), timeline, project_rate
@@ -230,6 +334,8 @@ class MediaPool(Fake):
         self._log("AppendToTimeline", [dict(i) for i in infos])
         placed = []
         for info in infos:
+            assert set(info) <= CLIP_INFO_KEYS and "mediaPoolItem" in info, sorted(info)
+            assert info.get("mediaType", 1) in (1, 2), info["mediaType"]
             item = TimelineItem(
                 self._calls,
                 "ambix",
@@ -248,6 +354,8 @@ class MediaPool(Fake):
 
 
 class Project(Fake):
+    api = "Project"
+
     def __init__(self, calls: Calls, timeline: Timeline, rate: str) -> None:
         super().__init__(calls, "Project")
         self.timeline, self.pool = timeline, MediaPool(calls, timeline, rate)
@@ -265,6 +373,8 @@ class Project(Fake):
 
 
 class ProjectManager(Fake):
+    api = "ProjectManager"
+
     def __init__(self, calls: Calls, project: Project | None) -> None:
         super().__init__(calls, "ProjectManager")
         self.project = project
@@ -279,6 +389,8 @@ class ProjectManager(Fake):
 
 
 class Resolve(Fake):
+    api = "Resolve"
+
     def __init__(
         self, calls: Calls, project: Project | None, product: str = "DaVinci Resolve Studio"
     ) -> None:
@@ -324,7 +436,7 @@ def world(
     *,
     item_kwargs: dict | None = None,
     audio: list | None = None,
-    selected: bool = True,
+    selected: bool | None = True,  # None: Resolve before 21.0.4 (no GetSelectedClips)
     drop_appends: bool = False,
     rate: str = "23.976",
 ) -> tuple[Calls, Resolve, Timeline, TimelineItem]:
@@ -336,7 +448,7 @@ def world(
     timeline = Timeline(
         calls,
         rate,
-        selected=[item] if selected else None,
+        selected=None if selected is None else [item] if selected else [],
         current=item,
         audio=audio if audio is not None else [],
         drop_appends=drop_appends,
@@ -514,4 +626,69 @@ def test_no_daemon(
     calls, resolve, _, _ = world(tmp_path)
     assert script.main(resolve) == 1
     assert "No ViSAGe daemon is answering at 127.0.0.1:9" in capsys.readouterr().out
+    assert "MediaPool.ImportMedia" not in calls.names()
+
+
+def test_the_fakes_are_the_published_api() -> None:
+    """Every fake method is one the README lists; anything else is None, as on a real Resolve object."""
+    fakes = [Resolve, ProjectManager, Project, MediaPool, Folder, MediaPoolItem, Timeline, TimelineItem]
+    for fake in fakes:
+        methods = {name for name in vars(fake) if name[:1].isupper()}
+        assert methods <= set(README_METHODS[fake.api]), (fake.api, methods - set(README_METHODS[fake.api]))
+    calls = Calls()
+    timeline = Timeline(calls, "24", selected=None, current=None, audio=[])
+    assert timeline.GetSelectedClips is None  # before 21.0.4
+    assert timeline.GetItemsInTrack is None  # not a Resolve method: hasattr is True, calling it fails
+    with pytest.raises(AssertionError, match="takes 1..1 arguments"):
+        timeline.GetTrackCount()
+    with pytest.raises(AssertionError, match="track type 'Audio'"):
+        timeline.GetTrackCount("Audio")
+    with pytest.raises(AssertionError, match="positional arguments only"):
+        timeline.GetItemListInTrack(trackType="audio", index=1)
+
+
+@pytest.fixture
+def auto_script(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The script as installed for "auto" discovery (the default), polling without sleeping."""
+    module = load_script()
+    assert module.VISAGE_DAEMON == "auto"
+    monkeypatch.setattr(module.time, "sleep", lambda _: None)
+    return module
+
+
+def test_a_zeroconf_that_does_not_import_is_reported_and_the_default_address_used(
+    auto_script: Any,
+    daemon: Daemon,
+    broken_zeroconf: BrokenZeroconf,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Item 16: Resolve's Python finds the environment's zeroconf but cannot import it."""
+    monkeypatch.setattr(bridge_const, "DEFAULT_UDP_PORT", address_of(daemon).port)  # the fallback's port
+    _, resolve, _, _ = world(tmp_path, selected=None)  # a Resolve before 21.0.4: the item under the playhead
+    assert auto_script.main(resolve) == 0
+    out = capsys.readouterr().out
+    assert "ZeroConf" in out and broken_zeroconf.error in out and "placed on audio track" in out
+
+
+def test_another_python_than_the_recorded_one_is_reported(
+    script: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setattr(script, "VISAGE_PYTHON", "3.99")
+    _, resolve, _, _ = world(tmp_path)
+    assert script.main(resolve) == 0  # what imported still works
+    assert f"Resolve runs Python {running}, but `visage hosts install` recorded Python 3.99" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_client_that_does_not_import_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "visage.bridge.client", None)  # importing it raises ImportError
+    calls, resolve, _, _ = world(tmp_path)
+    assert load_script().main(resolve) == 2
+    assert "cannot import the visage client" in capsys.readouterr().out
     assert "MediaPool.ImportMedia" not in calls.names()
