@@ -9,6 +9,7 @@ never asserted.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch
 
 from visage.model.network.config import VisageConfig
 from visage.model.network.generation import generate
+from visage.model.network.kernel_choice import cpu_name
 from visage.model.network.reference_loop import reference_generate_cfg
 from visage.model.network.tiny_random import random_conditions
 from visage.model.network.visage import Visage
@@ -41,6 +43,25 @@ class BenchRow:
     def clip_seconds(self, clip_steps: int) -> float:
         """Seconds per 5-s clip of this batch: (steps of a clip / measured steps per second) / batch."""
         return clip_steps / self.steps_per_second / self.batch
+
+
+def machine_description(device: torch.device) -> str:
+    """The processor's name, for printing beside every figure."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak GPU memory allocated on CUDA; elsewhere the process's peak resident set (0 if unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 def _sync(device: torch.device) -> None:
@@ -75,10 +96,8 @@ def run_benchmark(
     clip_steps = 2 * config.sequence.generated_codec_frames(config.max_source_length) + 1
     frames = frames or (430 if dev.type == "cuda" else 24)
     steps = 2 * frames + 1
-    log(
-        f"# {preset} architecture, random weights, device {dev}, {torch.get_num_threads()} CPU threads, "
-        f"{steps} of {clip_steps} steps per run"
-    )
+    log(f"# {preset} architecture, random weights, device {dev}, {steps} of {clip_steps} steps per run")
+    log(f"# machine: {machine_description(dev)}")
     g = torch.Generator().manual_seed(seed)
     base = Visage(config)
     base.init_weights(g)

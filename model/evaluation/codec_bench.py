@@ -31,7 +31,7 @@ from visage.model.audio.codec import (
     fold_weight_norm,
     prepare_for_inference,
 )
-from visage.model.evaluation.pipeline_bench import machine_description
+from visage.model.evaluation.bench import machine_description
 from visage.model.inference.device_choice import resolve_device
 
 

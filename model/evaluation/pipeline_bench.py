@@ -21,7 +21,6 @@ Dimension letters: F video frames at the CLIP rate, T code frames, K code rows, 
 from __future__ import annotations
 
 import json
-import resource
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from visage.model.audio.codec import DacCodec, FoaCodec, build_tiny_random_dac
+from visage.model.evaluation.bench import machine_description, peak_memory_bytes
 from visage.model.features.direction import CameraDirection, model_direction_vector
 from visage.model.features.energy_map import energy_map
 from visage.model.features.vision import ClipVisionEncoder, build_tiny_random_clip
@@ -44,7 +44,6 @@ from visage.model.inference.pipeline import GenerationRequest, VideoToAmbisonics
 from visage.model.network import few_rows_linear
 from visage.model.network.config import VisageConfig
 from visage.model.network.generation import generate
-from visage.model.network.kernel_choice import cpu_name
 from visage.model.network.reference_loop import reference_generate_cfg
 from visage.model.network.visage import Visage
 
@@ -97,20 +96,6 @@ class PipelineBenchResult:
         if self.reference is not None:
             out["reference"]["total"] = self.reference.total
         return out
-
-
-def machine_description(device: torch.device) -> str:
-    """The processor's name, for printing beside every figure."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """Peak GPU memory allocated on CUDA; elsewhere the process's peak resident set (Linux: KiB)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def write_test_video(
