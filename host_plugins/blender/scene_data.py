@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import bpy
 
-from .common import camera, direction_curve, media_range
+from .common import camera, camera_sampling, direction_curve, media_range
 
 MOVIE = "MOVIE"
 
@@ -72,7 +73,7 @@ def media_frame_count(path: str) -> int | None:
             bpy.data.movieclips.remove(clip)
 
 
-def strip_timing(strip: Any) -> media_range.StripTiming:
+def strip_timing(strip: Any, scene: Any) -> media_range.StripTiming:
     """Scene frames -> media seconds for a movie strip (see `media_range.blender_strip_timing`)."""
     return media_range.blender_strip_timing(
         frame_start=strip.frame_start,
@@ -81,6 +82,9 @@ def strip_timing(strip: Any) -> media_range.StripTiming:
         frame_duration=strip.frame_duration,
         media_frame_count=media_frame_count(media_path(strip)),
         movie_fps=strip.fps,
+        scene_fps=scene_rate(scene),
+        animation_offset_start=strip.animation_offset_start,
+        animation_offset_end=strip.animation_offset_end,
     )
 
 
@@ -93,42 +97,105 @@ def _rows(matrix: Any) -> camera.Matrix3:
     return tuple(tuple(float(m[r][c]) for c in range(3)) for r in range(3))  # type: ignore[return-value]
 
 
-def sample_camera_curve(
-    scene: Any,
-    timing: media_range.StripTiming,
-    *,
-    front: Any = None,
-) -> tuple[direction_curve.CurveSample, ...]:
-    """The active camera's yaw/pitch at every scene frame the strip shows, at media times.
+SAMPLING_SCENE = ".visage camera sampling"  # the temporary scene (a leading dot hides it in lists)
 
-    Sets each frame with ``scene.frame_set`` (so parents, constraints, drivers and camera-switching
-    markers apply) and restores the current frame afterwards.
+
+class CameraSampler:
+    """The active camera's yaw/pitch over a strip, sampled a slice at a time, evaluating only cameras.
+
+    `camera_sampling.plan_samples` picks the frames (enough per model window, bounded). The cameras the
+    scene's markers switch to, and the front object, are linked into a temporary scene and evaluated
+    there: its depsgraph holds them and what they depend on (parents, constraint and driver targets), not
+    the rest of the user's scene (heavy modifiers, simulations), whose frame is never changed. Which
+    camera is active where follows Blender's marker rule (`camera_sampling.marker_camera`).
 
     Args:
-        scene: the scene whose camera and animation are sampled.
+        scene: the scene whose camera and markers are sampled.
         timing: the strip's frame -> media time mapping.
         front: object whose local +Y is the front (None: world +Y).
 
     Raises:
-        ValueError: the scene has no camera at some frame.
+        ValueError: the scene has no active camera at some sampled frame.
     """
-    first = math.floor(timing.frame_final_start)
-    last = math.ceil(timing.frame_final_end)  # exclusive
-    saved = (scene.frame_current, scene.frame_subframe)
-    rows: list[tuple[float, float, float]] = []
-    yaw = 0.0
-    try:
-        for frame in range(first, last):
-            scene.frame_set(frame)
-            active = scene.camera
+
+    def __init__(self, scene: Any, timing: media_range.StripTiming, *, front: Any = None) -> None:
+        self._timing, self._front = timing, front
+        first, end = math.floor(timing.frame_final_start), math.ceil(timing.frame_final_end)
+        self._plan = camera_sampling.plan_samples(first, end, timing.scene_rate)
+        markers = [
+            (marker.frame, marker.camera)
+            for marker in scene.timeline_markers
+            if marker.camera is not None and not marker.camera.hide_render
+        ]
+        self._cameras = []
+        for point in self._plan:
+            active = camera_sampling.marker_camera(markers, math.floor(point.eval_frame)) or scene.camera
             if active is None:
-                raise ValueError(f"scene {scene.name!r} has no active camera at frame {frame}")
-            reference = None if front is None else _rows(front.matrix_world)
-            yaw, pitch = camera.camera_angles(_rows(active.matrix_world), reference, fallback_yaw_deg=yaw)
-            rows.append((float(timing.media_time(frame)), yaw, pitch))
+                raise ValueError(f"scene {scene.name!r} has no active camera at frame {point.eval_frame:g}")
+            self._cameras.append(active)
+        self._rows: list[tuple[float, float, float]] = []
+        self._yaw = 0.0
+        self._temp: Any = bpy.data.scenes.new(SAMPLING_SCENE)
+        try:
+            render, source = self._temp.render, scene.render
+            render.fps, render.fps_base = source.fps, source.fps_base
+            render.frame_map_old, render.frame_map_new = source.frame_map_old, source.frame_map_new
+            for obj in {*self._cameras, *([front] if front is not None else [])}:
+                self._temp.collection.objects.link(obj)
+            view_layer = self._temp.view_layers[0]
+            view_layer.update()  # makes the depsgraph, evaluated by frame_set
+            self._depsgraph = view_layer.depsgraph
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def progress(self) -> float:
+        return len(self._rows) / len(self._plan)
+
+    @property
+    def done(self) -> bool:
+        return len(self._rows) == len(self._plan)
+
+    def step(self, deadline: float) -> bool:
+        """Sample until ``time.monotonic()`` passes ``deadline`` (at least one frame); True when done."""
+        while not self.done:
+            point = self._plan[len(self._rows)]
+            whole = math.floor(point.eval_frame)
+            self._temp.frame_set(whole, subframe=point.eval_frame - whole)
+            view = self._cameras[len(self._rows)].evaluated_get(self._depsgraph).matrix_world
+            reference = None
+            if self._front is not None:
+                reference = _rows(self._front.evaluated_get(self._depsgraph).matrix_world)
+            self._yaw, pitch = camera.camera_angles(_rows(view), reference, fallback_yaw_deg=self._yaw)
+            self._rows.append((float(self._timing.media_time(point.hold_frame)), self._yaw, pitch))
+            if time.monotonic() >= deadline:
+                break
+        return self.done
+
+    def curve(self) -> tuple[direction_curve.CurveSample, ...]:
+        """The samples as a direction curve (all frames must have been sampled)."""
+        if not self.done:
+            raise RuntimeError("camera sampling is not finished")
+        return direction_curve.build_curve(self._rows)
+
+    def close(self) -> None:
+        """Remove the temporary scene (the cameras stay in the user's scene); safe to call twice."""
+        if self._temp is not None:
+            bpy.data.scenes.remove(self._temp)
+            self._temp = None
+
+
+def sample_camera_curve(
+    scene: Any, timing: media_range.StripTiming, *, front: Any = None
+) -> tuple[direction_curve.CurveSample, ...]:
+    """All of a strip's camera samples at once (no UI to keep responsive: background mode, scripts)."""
+    sampler = CameraSampler(scene, timing, front=front)
+    try:
+        sampler.step(math.inf)
+        return sampler.curve()
     finally:
-        scene.frame_set(saved[0], subframe=saved[1])
-    return direction_curve.build_curve(rows)
+        sampler.close()
 
 
 def occupied_spans(editor: Any) -> list[tuple[int, float, float]]:

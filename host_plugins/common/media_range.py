@@ -105,29 +105,34 @@ def frames_to_seconds(frames: float | int | Fraction, rate: Fraction) -> Fractio
 class StripTiming:
     """How a Blender movie strip maps scene frames to media time.
 
-    Media frame ``(f - frame_start) * media_frames_per_strip_frame`` is shown at scene frame ``f``;
-    it is 1 for a strip added by script (not retimed), ``movie_fps / scene_fps`` when Blender adjusted
-    the playback rate (the UI's default when adding a movie).
+    Blender shows media frame ``animation_offset + (f - frame_start) * media_frames_per_strip_frame`` at
+    scene frame ``f`` (``give_frame_index`` in ``sequencer/intern/strip_time.cc``): the factor is 1 for
+    a strip added by script, and ``movie_fps / scene_fps`` (``media_playback_rate / scene_fps``) when
+    Blender adjusted the playback rate, the UI's default when adding a movie.
     """
 
-    frame_start: Fraction  # scene frame where media frame 0 would sit
+    frame_start: Fraction  # scene frame where media frame `animation_offset` would sit
     frame_final_start: Fraction  # first visible scene frame
     frame_final_end: Fraction  # scene frame after the last visible one
     media_rate: Fraction  # the movie's own frame rate
+    scene_rate: Fraction  # render.fps / render.fps_base
     media_frames_per_strip_frame: Fraction
+    animation_offset: Fraction = Fraction(0)  # media frames cut from its start (animation_offset_start)
 
     def media_time(self, scene_frame: float | int | Fraction) -> Fraction:
         """Seconds into the media of the frame the strip shows at ``scene_frame``."""
         frames = (exact(scene_frame) - self.frame_start) * self.media_frames_per_strip_frame
-        return frames / self.media_rate
+        return (self.animation_offset + frames) / self.media_rate
 
     @property
     def media_range(self) -> MediaRange:
         return MediaRange(self.media_time(self.frame_final_start), self.media_time(self.frame_final_end))
 
     @property
-    def retimed(self) -> bool:
-        return self.media_frames_per_strip_frame != 1
+    def speed(self) -> Fraction:
+        """Media seconds per scene second: 1 unless the movie plays at the wrong speed (another rate,
+        not adjusted), when sound made for the media's time runs out of step with the picture."""
+        return self.media_frames_per_strip_frame * self.scene_rate / self.media_rate
 
 
 def blender_strip_timing(
@@ -138,25 +143,52 @@ def blender_strip_timing(
     frame_duration: float,
     media_frame_count: int | None,
     movie_fps: float | Fraction | str,
+    scene_fps: Fraction,
+    animation_offset_start: int = 0,
+    animation_offset_end: int = 0,
 ) -> StripTiming:
     """`StripTiming` of a movie strip from its RNA properties.
 
+    The rate factor comes from the two rates, not from the strip's length: Blender stores the adjusted
+    length truncated (``strip->len / factor`` as an int: 119 frames for 125 frames of 25 fps in a 23.976
+    scene), so a ratio of lengths is off by up to a frame over the strip. The length only tells whether
+    Blender adjusted the rate: it is then ``media frames * scene_fps / movie_fps`` rounded down (in
+    float32, so within one frame).
+
     Args:
-        frame_start: ``strip.frame_start`` (where the media's first frame would sit).
+        frame_start: ``strip.frame_start``.
         frame_final_start: ``strip.frame_final_start`` (visible in-point, scene frames).
         frame_final_end: ``strip.frame_final_end`` (visible out-point, exclusive).
-        frame_duration: ``strip.frame_duration`` (the whole media's length in strip frames).
-        media_frame_count: the media's own frame count (e.g. from a MovieClip), or None when unknown
-            (then the strip is taken as not retimed).
+        frame_duration: ``strip.frame_duration`` (the strip's content length in scene frames).
+        media_frame_count: the movie's own frame count (e.g. from a MovieClip), or None when unknown
+            (then the strip is taken as not adjusted).
         movie_fps: ``strip.fps``, the movie's native rate.
+        scene_fps: the scene's rate (`parse_rate` of ``render.fps``, ``render.fps_base``).
+        animation_offset_start, animation_offset_end: ``strip.animation_offset_start/end``.
+
+    Raises:
+        RangeError: no visible frames, or a length that neither rate explains (retiming keys, speed
+            effects: not supported).
     """
     start, final_start, final_end = exact(frame_start), exact(frame_final_start), exact(frame_final_end)
     if final_end <= final_start:
         raise RangeError(f"strip shows no frames ({frame_final_start}..{frame_final_end})")
-    ratio = Fraction(1)
-    if media_frame_count and frame_duration and exact(frame_duration) != media_frame_count:
-        ratio = Fraction(media_frame_count) / exact(frame_duration)
-    return StripTiming(start, final_start, final_end, parse_rate(movie_fps), ratio)
+    movie_rate = parse_rate(movie_fps)
+    factor = Fraction(1)
+    if media_frame_count and movie_rate != scene_fps:
+        held = media_frame_count - animation_offset_start - animation_offset_end  # Blender's strip->len
+        adjusted = held * scene_fps / movie_rate
+        if exact(frame_duration) != held:
+            if abs(exact(frame_duration) - adjusted) > 1:
+                raise RangeError(
+                    f"the strip shows {held} media frames over {frame_duration} scene frames, which "
+                    f"neither its rate nor Blender's playback-rate adjustment ({float(adjusted):.2f}) "
+                    "explains: retimed strips (retiming keys, speed) are not supported"
+                )
+            factor = movie_rate / scene_fps
+    return StripTiming(
+        start, final_start, final_end, movie_rate, scene_fps, factor, Fraction(animation_offset_start)
+    )
 
 
 def resolve_item_range(

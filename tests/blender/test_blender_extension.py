@@ -155,23 +155,29 @@ def test_generate_follows_the_animated_camera(installed_extension: str, daemon: 
     prefs(daemon, output)
 
     assert bpy.ops.visage.generate_ambisonics(direction="CAMERA") == {"FINISHED"}
-    assert scene.frame_current == 3  # sampling restored the current frame
+    assert scene.frame_current == 3  # sampling never changes the user's frame
     jobs = module("jobs")
     (entry,) = jobs.active_jobs()
     request = entry.job.request
-    # Range: strip frames 15..55 show movie frames 5..45 (not retimed: 1 movie frame per scene frame).
+    # Range: strip frames 15..55 show movie frames 5..45 (not adjusted: 1 movie frame per scene frame).
     assert (request.start_s, request.end_s) == (5 / 24, 45 / 24)
     assert request.media == str(movie)
+    # A 24-fps movie added by script into a 25-fps scene plays 25/24 too fast: said, not hidden (item 17).
+    assert any(level == "WARNING" and "1.042x speed" in text for level, text in jobs.messages)
 
     curve = json.loads(Path(request.direction_curve).read_text())
-    expected = [((f - 10) / 24, 90 * (f - 15) / 40, 0.0) for f in range(15, 40)] + [(30 / 24, -30.0, 10.0)]
-    assert len(curve["time"]) == len(expected)  # camera B's frames repeat one direction: one sample
+    # 25 samples per 5-s window at 25 fps: every 5th frame (holds 15, 20, ...), each evaluated at the
+    # middle of the 5 frames it holds; camera B (from frame 40) holds one direction: one sample.
+    expected = [((h - 10) / 24, 90 * (h + 2 - 15) / 40, 0.0) for h in range(15, 40, 5)] + [
+        (30 / 24, -30.0, 10.0)
+    ]
+    assert len(curve["time"]) == len(expected)
     for i, (t, yaw, pitch) in enumerate(expected):
         assert curve["time"][i] == pytest.approx(t, abs=1e-12)
         assert curve["yaw"][i] == pytest.approx(yaw, abs=1e-4)
         assert curve["pitch"][i] == pytest.approx(pitch, abs=1e-4)
     # The request's single direction is the curve's time-weighted mean over the range (circular for yaw).
-    weights = [1 / 24] * 25 + [15 / 24]  # frames 15..39 hold one movie frame each; camera B holds to the end
+    weights = [5 / 24] * 5 + [15 / 24]  # each sample of A holds 5 movie frames; B holds to the end
     angles = [math.radians(y) for _, y, _ in expected]
     sin_sum = sum(w * math.sin(a) for w, a in zip(weights, angles, strict=True))
     cos_sum = sum(w * math.cos(a) for w, a in zip(weights, angles, strict=True))
@@ -193,6 +199,112 @@ def test_generate_follows_the_animated_camera(installed_extension: str, daemon: 
     sidecar = json.loads(Path(request.output + ".json").read_text())  # OUT.wav -> OUT.wav.json
     assert (sidecar["start"], sidecar["end"]) == pytest.approx((5 / 24, 45 / 24))
     assert "placed" not in str(jobs.messages) and "AmbiX on channel 3 at frame 15" in str(jobs.messages[-1])
+
+
+def camera_rig_scene(movie: Path) -> tuple[Any, Any]:
+    """A scene with a heavy object, a camera on an animated parent, and a camera tracking an animated
+    target that a marker switches to at frame 30; returns (scene, strip)."""
+    scene, (strip, _) = new_scene(movie, trim_left=0, visible=50)
+    mesh = bpy.data.meshes.new("heavy")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    heavy = bpy.data.objects.new("heavy", mesh)
+    heavy.modifiers.new("subdivide", "SUBSURF").levels = 2
+    scene.collection.objects.link(heavy)
+    rig = bpy.data.objects.new("rig", None)
+    scene.collection.objects.link(rig)
+    rig.keyframe_insert("rotation_euler", frame=1)
+    rig.rotation_euler[2] = math.radians(60)
+    rig.keyframe_insert("rotation_euler", frame=60)
+    cam_a = camera("A", (90, 0, 0))
+    cam_a.parent = rig
+    cam_a.keyframe_insert("rotation_euler", frame=1)
+    cam_a.rotation_euler[0] = math.radians(110)
+    cam_a.keyframe_insert("rotation_euler", frame=60)
+    target = bpy.data.objects.new("target", None)
+    scene.collection.objects.link(target)
+    target.location = (0, 5, 0)
+    target.keyframe_insert("location", frame=1)
+    target.location = (-5, 5, 3)
+    target.keyframe_insert("location", frame=60)
+    cam_b = camera("B", (0, 0, 0))
+    tracking = cam_b.constraints.new("TRACK_TO")
+    tracking.target, tracking.track_axis, tracking.up_axis = target, "TRACK_NEGATIVE_Z", "UP_Y"
+    scene.camera = cam_a
+    scene.timeline_markers.new("A", frame=1).camera = cam_a
+    scene.timeline_markers.new("B", frame=30).camera = cam_b
+    return scene, strip
+
+
+def test_camera_sampling_evaluates_only_the_cameras(installed_extension: str, tmp_path: Path) -> None:
+    """Item 18: the camera is sampled where the model needs it, a slice at a time, in a scene of its own.
+
+    Oracle: Blender's full evaluation of the user's scene (``scene.frame_set``) at the same frames.
+    """
+    scene, strip = camera_rig_scene(make_movie(tmp_path / "rig.mp4", frames=60))
+    scene.frame_current = 7
+    scene_data, camera_math = module("scene_data"), module("common.camera")
+    timing = scene_data.strip_timing(strip, scene)
+    evaluated: list[tuple[str, set[str]]] = []
+
+    def record(evaluated_scene: Any, depsgraph: Any = None) -> None:
+        evaluated.append((evaluated_scene.name, {o.name for o in depsgraph.objects}))
+
+    bpy.app.handlers.frame_change_post.append(record)
+    try:
+        sampler = scene_data.CameraSampler(scene, timing)
+        progress = []
+        while not sampler.step(0.0):  # a deadline already passed: one sample per slice
+            progress.append(sampler.progress)
+        samples = sampler.curve()
+        sampler.close()
+    finally:
+        bpy.app.handlers.frame_change_post.remove(record)
+    plan = module("common.camera_sampling").plan_samples(10, 60, scene_data.scene_rate(scene))
+    assert len(progress) == len(plan) - 1 and progress == sorted(progress) and progress[-1] < 1.0
+    assert len(evaluated) == len(plan) and scene.frame_current == 7  # the user's scene: untouched
+    assert {name for name, _ in evaluated} == {scene_data.SAMPLING_SCENE}
+    assert all(objects == {"A", "B"} for _, objects in evaluated)  # the cameras only: not "heavy"
+    assert scene_data.SAMPLING_SCENE not in bpy.data.scenes
+
+    rows = []
+    for point in plan:
+        whole = math.floor(point.eval_frame)
+        scene.frame_set(whole, subframe=point.eval_frame - whole)
+        matrix = scene.camera.matrix_world.to_3x3()
+        view = tuple(tuple(float(matrix[r][c]) for c in range(3)) for r in range(3))
+        yaw, pitch = camera_math.camera_angles(view)
+        rows.append((float(timing.media_time(point.hold_frame)), yaw, pitch))
+    assert scene.camera.name == "B"  # the marker at frame 30 switched cameras within the strip
+    expected = module("common.direction_curve").build_curve(rows)
+    assert len(samples) == len(expected)
+    for got, want in zip(samples, expected, strict=True):
+        assert got.time_s == want.time_s
+        assert (got.yaw_deg, got.pitch_deg) == pytest.approx((want.yaw_deg, want.pitch_deg), abs=1e-4)
+
+
+def test_cancelled_camera_sampling_leaves_no_trace(installed_extension: str, tmp_path: Path) -> None:
+    scene, strip = camera_rig_scene(make_movie(tmp_path / "cancel.mp4", frames=60))
+    scene_data = module("scene_data")
+    sampler = scene_data.CameraSampler(scene, scene_data.strip_timing(strip, scene))
+    assert not sampler.step(0.0) and 0 < sampler.progress < 1
+    sampler.close()  # what Esc does in the modal operator
+    sampler.close()
+    assert scene_data.SAMPLING_SCENE not in bpy.data.scenes
+    assert [list(bpy.data.objects[name].users_scene) for name in "AB"] == [[scene], [scene]]
+
+
+def test_marker_camera_switching_is_blenders(installed_extension: str, tmp_path: Path) -> None:
+    """``camera_sampling.marker_camera`` against Blender's own switching (scene.frame_set)."""
+    scene, _ = new_scene(make_movie(tmp_path / "m.mp4", frames=30))
+    cams = [camera(name, (90, 0, 10 * i)) for i, name in enumerate("PQRS")]
+    cams[3].hide_render = True  # a camera that does not render is skipped
+    for frame, cam in ((12, cams[1]), (5, cams[0]), (20, cams[2]), (20, cams[1]), (25, cams[3])):
+        scene.timeline_markers.new(cam.name, frame=frame).camera = cam
+    markers = [(m.frame, m.camera) for m in scene.timeline_markers if not m.camera.hide_render]
+    choose = module("common.camera_sampling").marker_camera
+    for frame in range(-3, 32):
+        scene.frame_set(frame)
+        assert choose(markers, frame) == scene.camera, frame
 
 
 def test_front_object_and_fixed_direction(installed_extension: str, daemon: DaemonProcess) -> None:

@@ -26,12 +26,15 @@ from bridge_fixtures import (  # noqa: F401
     verify_no_leaks,
     write_media,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from visage.bridge import const as bridge_const
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed
 from visage.bridge.daemon import Daemon
 from visage.host_plugins.common import (
     camera,
+    camera_sampling,
     direction_curve,
     host_client,
     job_state,
@@ -136,8 +139,9 @@ def test_blender_strip_at_23_976_exact() -> None:
         frame_duration=1000,
         media_frame_count=1000,
         movie_fps=23.976023976023978,
+        scene_fps=media_range.parse_rate(24, 1.0010000467300415),
     )
-    assert not timing.retimed
+    assert timing.media_frames_per_strip_frame == 1 and timing.speed == 1
     assert timing.media_range == media_range.MediaRange(Fraction(1001, 1000), Fraction(11011, 1000))
     assert timing.media_time(10) == 0
 
@@ -151,10 +155,81 @@ def test_blender_strip_with_adjusted_playback_rate() -> None:
         frame_duration=60,
         media_frame_count=48,
         movie_fps=24.0,
+        scene_fps=Fraction(30),
     )
-    assert timing.retimed
-    assert timing.media_frames_per_strip_frame == Fraction(4, 5)
+    assert timing.media_frames_per_strip_frame == Fraction(4, 5) and timing.speed == 1
     assert timing.media_range == media_range.MediaRange(Fraction(1, 2), Fraction(2))  # 15 and 60 frames / 30
+
+
+def _f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def test_blender_adjusted_strip_follows_the_rates_not_the_truncated_length() -> None:
+    """Item 17: 125 frames of 25 fps in a 23.976 scene, the playback rate adjusted by Blender.
+
+    Oracle: Blender's own arithmetic (``sequencer/intern/strip_time.cc``), in float32 as it runs:
+    ``factor = media_playback_rate / scene_fps``; the strip's length is ``int(len / factor)``; scene
+    frame f shows media frame ``(f - start) * factor``.
+    """
+    scene_fps = _f32(_f32(24.0) / _f32(1.001))  # render.fps / render.fps_base
+    factor = _f32(_f32(25.0) / scene_fps)
+    length = int(_f32(125 / factor))
+    assert length == 119  # truncated from 119.88: 125/119 = 1.0504 media frames per frame, not 1.0427
+    timing = media_range.blender_strip_timing(
+        frame_start=1,
+        frame_final_start=1,
+        frame_final_end=1 + length,
+        frame_duration=length,
+        media_frame_count=125,
+        movie_fps=25.0,
+        scene_fps=media_range.parse_rate(24, _f32(1.001)),
+    )
+    for frame in range(1, 1 + length + 1):
+        blender_media_frame = (frame - 1) * factor
+        assert float(timing.media_time(frame)) * 25 == pytest.approx(blender_media_frame, abs=1e-4)
+    assert timing.media_range.end_s == Fraction(119 * 1001, 24000)  # 4.963 s, not 5 s
+    assert timing.speed == 1
+
+
+def test_blender_strip_at_another_rate_not_adjusted_plays_at_the_wrong_speed() -> None:
+    # A script-added strip (strips.new_movie): 24-fps media, one media frame per 25-fps scene frame.
+    timing = media_range.blender_strip_timing(
+        frame_start=10,
+        frame_final_start=15,
+        frame_final_end=55,
+        frame_duration=60,
+        media_frame_count=60,
+        movie_fps=24,
+        scene_fps=Fraction(25),
+    )
+    assert timing.media_frames_per_strip_frame == 1 and timing.speed == Fraction(25, 24)
+    assert timing.media_range == media_range.MediaRange(Fraction(5, 24), Fraction(45, 24))
+
+
+def test_blender_strip_animation_offsets_and_unexplained_lengths() -> None:
+    # animation_offset_start 5 of a 60-frame movie: the strip holds media frames 5..59 (55 frames).
+    timing = media_range.blender_strip_timing(
+        frame_start=1,
+        frame_final_start=1,
+        frame_final_end=56,
+        frame_duration=55,
+        media_frame_count=60,
+        movie_fps=24,
+        scene_fps=Fraction(25),
+        animation_offset_start=5,
+    )
+    assert timing.media_time(1) == Fraction(5, 24) and timing.media_range.end_s == Fraction(60, 24)
+    with pytest.raises(media_range.RangeError, match="retimed strips"):
+        media_range.blender_strip_timing(  # 48 frames over 90: neither 48 nor 48 * 30 / 24 = 60
+            frame_start=1,
+            frame_final_start=1,
+            frame_final_end=91,
+            frame_duration=90,
+            media_frame_count=48,
+            movie_fps=24,
+            scene_fps=Fraction(30),
+        )
 
 
 def test_resolve_item_range_at_29_97() -> None:
@@ -293,6 +368,71 @@ def test_job_tracker_cancel_and_failure() -> None:
 
 # ------------------------------------------------------------------------------------------------
 # placement
+
+
+def test_camera_sample_plan_per_window_and_bounded() -> None:
+    """Item 18: 25 samples per 5-s model window, each evaluated mid-hold; every frame at low rates."""
+    plan = camera_sampling.plan_samples(15, 55, Fraction(25))  # 125 frames per window: every 5th
+    assert [p.hold_frame for p in plan] == list(range(15, 55, 5))
+    assert [p.eval_frame for p in plan] == list(range(17, 55, 5))
+    assert camera_sampling.plan_samples(0, 7, Fraction(25))[-1] == (5, 5.5)  # a 2-frame tail: its middle
+    assert camera_sampling.plan_samples(0, 24, Fraction(24000, 1001))[0] == (0, 1.5)  # 4 frames a sample
+    assert [p.eval_frame for p in camera_sampling.plan_samples(3, 9, Fraction(4))] == list(range(3, 9))
+    assert [p.hold_frame for p in camera_sampling.plan_samples(0, 6000, Fraction(25))][-1] == 5995
+    huge = camera_sampling.plan_samples(0, 10_000_000, Fraction(60))
+    assert len(huge) <= camera_sampling.MAX_SAMPLES and huge[-1].hold_frame >= 10_000_000 - 5000
+    with pytest.raises(ValueError, match="nothing to sample"):
+        camera_sampling.plan_samples(5, 5, Fraction(25))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rate=st.sampled_from([Fraction(24000, 1001), Fraction(25), Fraction(30), Fraction(60)]),
+    seconds=st.floats(0.5, 40.0),
+    shakes=st.lists(st.tuples(st.floats(-20.0, 20.0), st.floats(0.05, 0.5), st.floats(0.0, 6.3)), max_size=3),
+    tilt=st.floats(-30.0, 30.0),
+)
+def test_camera_sample_plan_keeps_every_window_mean(
+    rate: Fraction, seconds: float, shakes: list[tuple[float, float, float]], tilt: float
+) -> None:
+    """Oracle: the every-frame curve. The model conditions each window (5 s, one every 4 s) on the
+    curve's mean: the planned curve gives the same means within 0.5 degrees, for a 40°/s pan with slow
+    sinusoidal moves on top (up to about 100°/s). A last window shorter than a second may see part of a
+    sample held from before it: within half a sample's hold of motion there."""
+
+    def yaw(frame: float) -> float:
+        t = float(frame / rate)
+        return 40.0 * t + sum(a * math.sin(2 * math.pi * hz * t + phase) for a, hz, phase in shakes)
+
+    def pitch(frame: float) -> float:
+        return max(-90.0, min(90.0, tilt * math.sin(float(frame / rate))))
+
+    first, end = 10, 10 + max(2, round(seconds * rate))
+    media_time = lambda frame: float((frame - first) / rate)  # noqa: E731
+    dense = direction_curve.build_curve((media_time(f), yaw(f), pitch(f)) for f in range(first, end))
+    plan = camera_sampling.plan_samples(first, end, rate)
+    sparse = direction_curve.build_curve(
+        (media_time(p.hold_frame), yaw(p.eval_frame), pitch(p.eval_frame)) for p in plan
+    )
+    hold_s = float((plan[1].hold_frame - plan[0].hold_frame) / rate) if len(plan) > 1 else 0.0
+    top_speed = 40.0 + sum(abs(a) * 2 * math.pi * hz for a, hz, _ in shakes) + abs(tilt)  # degrees/s
+    length = media_time(end)
+    for start in [4.0 * k for k in range(int(length // 4) + 1)]:
+        stop = min(start + 5.0, length)
+        if stop <= start:
+            continue
+        tolerance = 0.5 if stop - start >= 1.0 else 0.5 + top_speed * hold_s / 2
+        dense_yaw, dense_pitch = direction_curve.mean_direction(dense, start, stop)
+        sparse_yaw, sparse_pitch = direction_curve.mean_direction(sparse, start, stop)
+        assert abs((sparse_yaw - dense_yaw + 180) % 360 - 180) < tolerance, (start, sparse_yaw, dense_yaw)
+        assert abs(sparse_pitch - dense_pitch) < tolerance
+
+
+def test_marker_camera_follows_blenders_switching_rule() -> None:
+    """``BKE_scene_camera_switch_find``: last marker at or before the frame, else the left-most one."""
+    markers = [(40, "B"), (1, "A"), (40, "C")]
+    assert [camera_sampling.marker_camera(markers, f) for f in (-5, 0, 1, 39, 40, 99)] == list("AAAABB")
+    assert camera_sampling.marker_camera([], 10) is None
 
 
 def test_blender_sound_channel() -> None:
