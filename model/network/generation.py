@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from .decode_step import StaticDecodeStep
-from .few_rows_linear import few_rows_linear
 from .transformer import DecoderCache
 from .visage import Visage
 
@@ -184,28 +183,28 @@ class _HeadRuns:
     """Head weights reordered so that each distinct live set is one contiguous slice."""
 
     def __init__(self, model: Visage, live_sets: Sequence[frozenset[int]]) -> None:
-        w, b = model.heads.weight, model.heads.bias  # [K, C, D], [K, C]
-        k = w.shape[0]
+        self.heads = model.heads
+        tensors = self.heads.row_tensors()  # each [K, ...]: weight [K, C, D], bias [K, C], ...
+        k, device = tensors[0].shape[0], tensors[0].device
         order = contiguous_row_order(live_sets, k)
-        self._slices: dict[frozenset[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._slices: dict[frozenset[int], tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = {}
         if order is not None:
-            idx = torch.tensor(order, device=w.device)
-            w_ord, b_ord = w.index_select(0, idx), b.index_select(0, idx)
+            idx = torch.tensor(order, device=device)
+            ordered = tuple(t.index_select(0, idx) for t in tensors)
             pos = {r: i for i, r in enumerate(order)}
             for s in live_sets:
                 lo = min(pos[r] for r in s)
                 rows = idx[lo : lo + len(s)]
-                self._slices[s] = (rows, w_ord[lo : lo + len(s)], b_ord[lo : lo + len(s)])
+                self._slices[s] = (rows, tuple(t[lo : lo + len(s)] for t in ordered))
         else:  # no single order: one gathered copy per set
             for s in live_sets:
-                rows = torch.tensor(sorted(s), device=w.device)
-                self._slices[s] = (rows, w.index_select(0, rows), b.index_select(0, rows))
+                rows = torch.tensor(sorted(s), device=device)
+                self._slices[s] = (rows, tuple(t.index_select(0, rows) for t in tensors))
 
     def logits(self, h: torch.Tensor, live: frozenset[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows [n] and their logits [N, n, C] for decoder states ``h`` [N, D]."""
-        rows, w, b = self._slices[live]
-        n, c, d = w.shape
-        return rows, few_rows_linear(h, w.reshape(n * c, d), b.reshape(n * c)).view(-1, n, c)
+        rows, tensors = self._slices[live]
+        return rows, self.heads.rows_logits(h, tensors)
 
 
 class _Lane:

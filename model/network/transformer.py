@@ -442,7 +442,20 @@ class CodeHeads(nn.Module):
         self.weight = nn.Parameter(torch.zeros(num_rows, num_classes, dim))
         self.bias = nn.Parameter(torch.zeros(num_rows, num_classes))
 
+    def row_tensors(self) -> tuple[torch.Tensor, ...]:
+        """The tensors the heads are made of, each indexed by code row first ([K, ...]).
+
+        Generation selects and reorders their rows to run only the heads live at a step
+        (:meth:`rows_logits`); a heads module with other weights (``fast_decoder``) gives its own.
+        """
+        return self.weight, self.bias
+
+    def rows_logits(self, h: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Logits [..., n, C] of the n heads whose :meth:`row_tensors` rows are ``tensors``."""
+        weight, bias = tensors
+        n, c, d = weight.shape
+        return few_rows_linear(h, weight.reshape(n * c, d), bias.reshape(n * c)).unflatten(-1, (n, c))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Logits of every row: [..., D] -> [..., K, C]."""
-        k, c, d = self.weight.shape
-        return few_rows_linear(h, self.weight.view(k * c, d), self.bias.view(k * c)).unflatten(-1, (k, c))
+        return self.rows_logits(h, self.row_tensors())
