@@ -17,15 +17,17 @@ and strides 2·4·8·8 / 8·8·4·2, only wider) gives the same numbers. Each ch
 result equal to a one-pass run up to float rounding: no seam, no cross-fade, and memory bounded by the
 chunk size instead of the clip length.
 
-Decoding speed (measured on a 2-core AMD EPYC VM with ``visage bench codec``; every kept change gives the
-same bits as DAC's own ``model.decode``, which ``test_codec.py`` checks): :func:`prepare_for_inference`
-folds DAC's weight norm into plain weights once instead of recomputing them at every call, and swaps
-DAC's Snake activations and residual sums for versions that work in one buffer in place (the same
-float operations in the same order: five full-size temporary tensors fewer per activation, whose page
-faults cost more than the arithmetic). Measured and left out because they change the bits: chunks
-shorter than the clip (more work for the context, and not faster), convolutions in channels-last
-layout (1.1-1.8x faster per convolution, last-bit differences) and ``torch.compile`` (4.5x faster
-activations after ~40 s of compiling, 1-ulp differences in 8 % of the samples).
+Decoding speed: :func:`prepare_for_inference` folds DAC's weight norm into plain weights once instead
+of recomputing them at every call, and swaps DAC's Snake activations and residual sums for versions
+that work in one buffer in place (the same float operations in the same order, so the same bits, which
+``test_codec.py`` checks against DAC's own ``decode``/``encode``; what they save is four full-size
+temporary tensors per activation, whose page faults cost more than the arithmetic). On a 2-core AMD
+EPYC VM that took the four channels of a 5-s clip from 35 s to 16 s (``visage bench pipeline``; ``visage
+bench codec`` compares the variants on any machine). Measured and left out because they change the
+bits: chunks shorter than the clip (more work for the context, and not faster), convolutions in
+channels-last layout (1.1-1.8x faster per convolution), ``torch.compile`` (activations ~5x faster after
+~40 s of compiling, 1-ulp differences in 8 % of the samples) and another thread count (DAC's output bits
+depend on it, so it is left to torch).
 """
 
 from __future__ import annotations
