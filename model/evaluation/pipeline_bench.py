@@ -54,7 +54,7 @@ OUTPUT_RATE = 48000  # what `visage generate` writes by default
 
 @dataclass(frozen=True)
 class StageSeconds:
-    """Wall-clock seconds of each stage of one clip."""
+    """Seconds of each stage of one clip (wall clock, or this process's CPU time)."""
 
     features: float
     decoder: float
@@ -74,6 +74,8 @@ class PipelineBenchResult:
         machine: the CPU or GPU that ran it, with threads and torch version.
         size: "full" or "tiny"; seconds: the clip length; steps: decoder steps of the clip.
         ours: the pipeline's stages; reference: the official structure's (None when skipped).
+        ours_cpu, reference_cpu: the same in CPU seconds of this process, which other programs on the
+            machine disturb less than the wall clock (ratios of both are printed).
         decode_reports: progress reports seen during the codec stage (more than one: it reports as it goes).
         kernel_choices: few-row linear kernel chosen per product kind ("linear", "weight_left").
         peak_memory_bytes: peak GPU memory on CUDA, else the process's peak resident memory.
@@ -86,15 +88,18 @@ class PipelineBenchResult:
     steps: int
     ours: StageSeconds
     reference: StageSeconds | None
+    ours_cpu: StageSeconds
+    reference_cpu: StageSeconds | None
     decode_reports: int
     kernel_choices: dict[str, str] = field(default_factory=dict)
     peak_memory_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["ours"]["total"] = self.ours.total
-        if self.reference is not None:
-            out["reference"]["total"] = self.reference.total
+        for name in ("ours", "reference", "ours_cpu", "reference_cpu"):
+            stages = getattr(self, name)
+            if stages is not None:
+                out[name]["total"] = stages.total
         return out
 
 
@@ -160,21 +165,22 @@ class _StageClock:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.start = time.perf_counter()
-        self.last: dict[str, float] = {}
+        self.start = _now()
+        self.last: dict[str, tuple[float, float]] = {}
         self.decode_reports = 0
 
     def __call__(self, _index: int, fraction: float, stage: str) -> None:
         if stage == "generate" and fraction < 0.85 - 1e-9:  # mid-generation: no sync, it would slow it
             return
         _sync(self.device)
-        self.last[stage] = time.perf_counter()
+        self.last[stage] = _now()
         self.decode_reports += stage == "decode"
 
-    def stages(self) -> StageSeconds:
-        t = self.last
+    def stages(self, clock: int) -> StageSeconds:
+        """Stage times on clock 0 (wall) or 1 (CPU time)."""
+        t = {stage: times[clock] for stage, times in self.last.items()}
         return StageSeconds(
-            features=t["features"] - self.start,
+            features=t["features"] - self.start[clock],
             decoder=t["generate"] - t["features"],
             codec=t["decode"] - t["generate"],
             write=t["write"] - t["decode"],
@@ -186,18 +192,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
+def _now() -> tuple[float, float]:
+    """Wall clock and this process's CPU time."""
+    return time.perf_counter(), time.process_time()
+
+
+def _timed(device: torch.device, fn: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """(wall, CPU) seconds of ``fn()``, and its result."""
     _sync(device)
-    start = time.perf_counter()
+    start = _now()
     out = fn()
     _sync(device)
-    return time.perf_counter() - start, out
+    end = _now()
+    return (end[0] - start[0], end[1] - start[1]), out
 
 
 def _reference_run(
     pipeline: VideoToAmbisonics, official_dac: Any, video: Path, seconds: float, out: Path, seed: int
-) -> StageSeconds:
-    """The official structure on the same weights: same features, official loop, DAC as released."""
+) -> tuple[StageSeconds, StageSeconds]:
+    """The official structure on the same weights (same features, official loop, DAC as released).
+
+    Returns:
+        Wall-clock and CPU seconds of its stages.
+    """
     device, dtype = pipeline.device, pipeline.dtype
     fps = pipeline.model.config.clip_frame_rate
 
@@ -237,7 +254,8 @@ def _reference_run(
         write_ambix(out, audio, OUTPUT_RATE, overwrite=True)
 
     t_write, _ = _timed(device, write)
-    return StageSeconds(t_features, t_decoder, t_codec, t_write)
+    times = (t_features, t_decoder, t_codec, t_write)
+    return StageSeconds(*(t[0] for t in times)), StageSeconds(*(t[1] for t in times))
 
 
 def _warm_up(pipeline: VideoToAmbisonics, official_dac: Any) -> None:
@@ -312,8 +330,7 @@ def run_pipeline_benchmark(
         (result,) = pipeline.generate([request], progress=clock)
         if isinstance(result, Exception):
             raise result
-        ours = clock.stages()
-        ref = (
+        refs = (
             _reference_run(pipeline, official_dac, video, seconds, folder / "reference.wav", seed)
             if reference
             else None
@@ -325,8 +342,10 @@ def run_pipeline_benchmark(
         dtype=str(dt).removeprefix("torch."),
         seconds=seconds,
         steps=steps,
-        ours=ours,
-        reference=ref,
+        ours=clock.stages(0),
+        reference=None if refs is None else refs[0],
+        ours_cpu=clock.stages(1),
+        reference_cpu=None if refs is None else refs[1],
         decode_reports=clock.decode_reports,
         kernel_choices=choices,
         peak_memory_bytes=peak_memory_bytes(dev),
@@ -337,14 +356,21 @@ def run_pipeline_benchmark(
 
 def format_pipeline_result(bench: PipelineBenchResult) -> str:
     """The table of stages: seconds for ours and the official structure, and the speed-up of each."""
-    lines = [f"{'stage':<9} {'ours s':>9} {'official s':>11} {'speed-up':>9}"]
+    lines = [
+        f"{'stage':<9} {'ours s':>9} {'official s':>11} {'speed-up':>9}   "
+        f"{'ours cpu s':>10} {'official cpu s':>14} {'cpu ratio':>9}"
+    ]
     for stage in (*STAGES, "total"):
-        ours = getattr(bench.ours, stage)
-        if bench.reference is None:
-            lines.append(f"{stage:<9} {ours:9.2f}")
-            continue
-        ref = getattr(bench.reference, stage)
-        lines.append(f"{stage:<9} {ours:9.2f} {ref:11.2f} {f'x{ref / ours:.2f}' if ours > 0 else '-':>9}")
+        row = f"{stage:<9} {getattr(bench.ours, stage):9.2f}"
+        if bench.reference is not None:
+            row += f" {getattr(bench.reference, stage):11.2f} {_ratio(bench.reference, bench.ours, stage):>9}"
+        else:
+            row += f" {'-':>11} {'-':>9}"
+        row += f"   {getattr(bench.ours_cpu, stage):10.2f}"
+        if bench.reference_cpu is not None:
+            ratio = _ratio(bench.reference_cpu, bench.ours_cpu, stage)
+            row += f" {getattr(bench.reference_cpu, stage):14.2f} {ratio:>9}"
+        lines.append(row)
     kinds = Counter(bench.kernel_choices.values())
     chosen = ", ".join(f"{kernel} {count}" for kernel, count in sorted(kinds.items())) or "none measured"
     lines.append(
@@ -353,6 +379,11 @@ def format_pipeline_result(bench: PipelineBenchResult) -> str:
         f"peak memory {bench.peak_memory_bytes / 2**30:.2f} GiB; machine: {bench.machine}"
     )
     return "\n".join(lines)
+
+
+def _ratio(reference: StageSeconds, ours: StageSeconds, stage: str) -> str:
+    mine = getattr(ours, stage)
+    return f"x{getattr(reference, stage) / mine:.2f}" if mine > 0 else "-"
 
 
 def write_json(bench: PipelineBenchResult, path: str | Path) -> None:

@@ -20,6 +20,7 @@ def test_pipeline_bench_times_every_stage_of_both_structures() -> None:
     assert result.reference is not None
     for stage in STAGES:
         assert getattr(result.ours, stage) > 0 and getattr(result.reference, stage) > 0, stage
+    assert result.ours_cpu.total > 0 and result.reference_cpu is not None and result.reference_cpu.total > 0
     assert result.decode_reports > 10  # the codec stage reports while DAC decodes
     text = "\n".join(lines)
     assert cpu_name() in text and "total" in text and "speed-up" in text
