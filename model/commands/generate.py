@@ -109,6 +109,18 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="full", choices=["full", "tiny"], help="full: DAC 44 kHz")
     p.add_argument("--repeats", type=int, default=3, help="decodes per variant (the fastest counts)")
     add_device_argument(p)
+    p = sub.add_parser(
+        "fast-path",
+        help="speed of generate --fast bf16/int8 vs the exact fp32 loop, beside its fidelity (CPU)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--kind", nargs="+", default=["bf16", "int8"], choices=["bf16", "int8"])
+    p.add_argument("--preset", nargs="+", default=["tiny", "released"], help="architectures, random weights")
+    p.add_argument("--checkpoint", default=None, help="measure these weights instead (folder or repo id)")
+    p.add_argument("--frames", type=int, default=430, help="code frames per run (430: 861 steps, a 5-s clip)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2, help="runs per loop, interleaved (the fastest counts)")
+    p.add_argument("--no-reference", action="store_true", help="skip the official-structure loop")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -119,6 +131,20 @@ def run_bench(args: argparse.Namespace) -> int:
 
         run_codec_benchmark(
             seconds=args.seconds, size=args.size, repeats=args.repeats, device=args.device, log=_print_now
+        )
+        return 0
+    if args.what == "fast-path":
+        from visage.model.evaluation.fast_path_bench import run_fast_path_benchmark
+
+        run_fast_path_benchmark(
+            presets=tuple(args.preset),
+            checkpoint=args.checkpoint,
+            kinds=tuple(args.kind),
+            frames=args.frames,
+            batch=args.batch,
+            repeats=args.repeats,
+            reference=not args.no_reference,
+            log=_print_now,
         )
         return 0
     from visage.model.evaluation.bench import run_benchmark
