@@ -212,6 +212,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "fp32", "bf16", "fp16"],
         help="auto = bf16 on CUDA, fp32 elsewhere (fp32 reproduces the official model exactly)",
     )
+    parser.add_argument(
+        "--fast",
+        default=None,
+        choices=["bf16", "int8"],
+        help="not exact: the decoder's per-step weights in bf16 or int8, faster on a CPU (default off)",
+    )
     add_output_format_arguments(parser)
     parser.add_argument(
         "--binaural-preview",
@@ -259,7 +265,7 @@ def run_generate(args: argparse.Namespace) -> int:
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
         quiet_libraries()
         pipeline = VideoToAmbisonics.load(
-            checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype
+            checkpoint, subfolder=args.subfolder, device=args.device, dtype=args.dtype, fast=args.fast
         )
     except Exception as exc:  # every failure is one line naming the file or argument
         return command_error("generate", exc)

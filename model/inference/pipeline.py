@@ -45,6 +45,7 @@ from visage.model.files.audio_io import WrittenAudio, check_output_path, resampl
 from visage.model.files.result_files import PREVIEW_KEY
 from visage.model.files.video_io import RangeError, VideoError, probe_video, read_clip_frames
 from visage.model.network.checkpoint import DEFAULT_REPO_ID, load_pretrained
+from visage.model.network.fast_decoder import fast_kind, make_fast
 from visage.model.network.generation import Guidance, Sampling, generate
 from visage.model.network.visage import Visage
 
@@ -226,8 +227,13 @@ class VideoToAmbisonics:
         local_files_only: bool | None = None,
         max_batch: int = 16,
         batch_invariant: bool = True,
+        fast: str | None = None,
     ) -> VideoToAmbisonics:
-        """Load everything; ``checkpoint="tiny-random"`` uses offline tiny random models (noise)."""
+        """Load everything; ``checkpoint="tiny-random"`` uses offline tiny random models (noise).
+
+        ``fast`` (``bf16`` or ``int8``, default off) stores the decoder's per-step weights that way: faster
+        on a CPU, no longer the official model's codes (``network/fast_decoder.py``).
+        """
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         if str(checkpoint) == TINY_RANDOM:
@@ -239,6 +245,8 @@ class VideoToAmbisonics:
         model = load_pretrained(
             checkpoint, subfolder=subfolder, device=dev, dtype=dt, local_files_only=local_files_only
         )
+        if fast is not None:
+            model = make_fast(model, fast)
         offline = bool(local_files_only) or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "yes")
         vision = ClipVisionEncoder.from_pretrained(clip_model, device=dev, local_files_only=offline)
         codec = FoaCodec(DacCodec.load(dac_weights, device=dev))
@@ -492,6 +500,7 @@ class VideoToAmbisonics:
                 "checkpoint": self.checkpoint,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "device": self.device.type,
+                "fast": fast_kind(self.model),
             },
             "guidance": {
                 "mode": req.guidance.mode,
