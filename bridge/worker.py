@@ -221,8 +221,18 @@ class Worker:
             if 0 <= i < len(ids):
                 self._queue.report_progress(ids[i], fraction, stage)
 
+        answered: set[int] = set()  # jobs cancelled by their client and already answered
+
         def cancelled(i: int) -> bool:
-            return self._abort.is_set() or (0 <= i < len(ids) and self._queue.is_cancel_requested(ids[i]))
+            if i in answered:
+                return True
+            if 0 <= i < len(ids) and self._queue.is_cancel_requested(ids[i]):
+                # The engine stops this job now (its contract): answer the client at once instead of
+                # when the rest of the shared batch ends.
+                answered.add(i)
+                self._queue.finish_error(ids[i], ErrorCode.CANCELLED.value, "cancelled")
+                return True
+            return self._abort.is_set()
 
         try:
             outcomes: Sequence[JobOutcome] = self._engine.run_batch(
@@ -233,7 +243,11 @@ class Worker:
         except Exception as exc:
             log.exception("engine failed on a batch of %d", len(batch))
             outcomes = [JobFailed(ErrorCode.ENGINE_ERROR.value, f"{type(exc).__name__}: {exc}")] * len(batch)
-        for job, outcome in zip(batch, outcomes, strict=True):
+        for i, (job, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+            if i in answered:
+                if isinstance(outcome, JobDone):  # the engine broke its contract; the files stay
+                    log.warning("job %s was cancelled but the engine still wrote %s", job.id, outcome.output)
+                continue
             self._guarded(job, self._record, job, outcome)
 
     def _guarded(self, job: Job, step: Callable[..., None], *args: object) -> None:
