@@ -122,7 +122,23 @@ def _resolve(package: str, node: ast.ImportFrom) -> list[str]:
         base = ".".join(parts + ([node.module] if node.module else []))
     if node.module is None:
         return [f"{base}.{alias.name}" for alias in node.names]
-    return [base]
+    # ``from visage.model.files import result_files`` imports the module, not only its package.
+    return [
+        f"{base}.{alias.name}" if _is_project_module(f"{base}.{alias.name}") else base for alias in node.names
+    ]
+
+
+_PROJECT_FOLDERS = {"visage.model": "model", "visage.bridge": "bridge", "visage.host_plugins": "host_plugins"}
+
+
+def _is_project_module(dotted: str) -> bool:
+    """Whether ``dotted`` names a module or package of this repository."""
+    for prefix, folder in _PROJECT_FOLDERS.items():
+        if dotted == prefix or dotted.startswith(prefix + "."):
+            rest = dotted[len(prefix) :].lstrip(".").split(".") if dotted != prefix else []
+            path = REPO_ROOT / folder / Path(*rest) if rest else REPO_ROOT / folder
+            return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+    return False
 
 
 def module_imports(source: str, package: str) -> Iterator[Import]:

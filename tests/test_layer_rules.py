@@ -80,6 +80,14 @@ def test_model_rules_allow_what_each_layer_needs() -> None:
         assert check_model_module(Path("/scratch/model", *where), source, where) == [], where
 
 
+def test_a_module_imported_from_its_package_is_that_module() -> None:
+    """``from visage.model.files import result_files`` is the contract; ``... import audio_io`` is not."""
+    contract = "from visage.model.files import result_files\n"
+    assert check_bridge_module(Path("/scratch/bridge/worker.py"), contract, ("worker.py",)) == []
+    heavy = "from visage.model.files import audio_io\n"
+    assert len(check_bridge_module(Path("/scratch/bridge/worker.py"), heavy, ("worker.py",))) == 1
+
+
 def test_bridge_rules_allow_lazy_model_imports_only() -> None:
     eager = "import torch\nfrom visage.model.inference.pipeline import VideoToAmbisonics\n"
     found = check_bridge_module(Path("/scratch/bridge/worker.py"), eager, ("worker.py",))

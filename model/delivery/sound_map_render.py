@@ -113,8 +113,8 @@ def render_sound_map(
         SoundMapError: bad options, a start past the video's end.
         OutputExistsError, ChannelCountError, VideoError: as their modules say.
     """
-    output = check_new_output(output, suffixes=(".png", ".mp4"), overwrite=overwrite)
-    kind: Literal["png", "mp4"] = "png" if output.suffix.lower() == ".png" else "mp4"
+    out = check_new_output(output, suffixes=(".png", ".mp4"), overwrite=overwrite)
+    kind: Literal["png", "mp4"] = "png" if out.suffix.lower() == ".png" else "mp4"
     if not 0 < hfov_deg < 180:
         raise SoundMapError(f"hfov must lie between 0 and 180 degrees, got {hfov_deg}")
     if width < 16 or window_s <= 0:
@@ -149,10 +149,10 @@ def render_sound_map(
         instant = Fraction(1_000_000)  # a still shows the frame on screen at that very moment
         (frame,) = _video_frames(Path(video), [video_io.media_time(start + moment)], instant, view)
         picture = paint(frame, levels)
-        with atomic_output(output, overwrite=overwrite) as tmp:
+        with atomic_output(out, overwrite=overwrite) as tmp:
             tmp.write_bytes(_png_bytes(picture))
         size = (picture.shape[1], picture.shape[0])
-        return RenderedMap(output, "png", 1, None, size, start, camera, duration)
+        return RenderedMap(out, "png", 1, None, size, start, camera, duration)
 
     rate = fps or (info.frame_rate if 0 < info.frame_rate <= _MAX_FPS else _DEFAULT_FPS)
     count = math.ceil(duration * rate - 1e-9)
@@ -168,9 +168,9 @@ def render_sound_map(
     pictures = (
         paint(frame, levels_all[k]) for k, frame in enumerate(_video_frames(Path(video), times, rate, view))
     )
-    with atomic_output(output, overwrite=overwrite) as tmp:
+    with atomic_output(out, overwrite=overwrite) as tmp:
         size = _write_mp4(tmp, pictures, rate, stereo, sample_rate)
-    return RenderedMap(output, "mp4", count, rate, size, start, camera, duration)
+    return RenderedMap(out, "mp4", count, rate, size, start, camera, duration)
 
 
 def _camera_view(
