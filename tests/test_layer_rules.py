@@ -119,3 +119,17 @@ def test_importing_the_bridge_client_loads_neither_torch_nor_the_model() -> None
     loaded = json.loads(out)
     heavy = [m for m in loaded if not m.startswith("visage.model.files")]
     assert heavy == [], heavy
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A wheel holds only the packages pyproject.toml lists; every folder with ``__init__.py`` is one."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"model": "visage.model", "bridge": "visage.bridge", "host_plugins": "visage.host_plugins"}
+    found = {
+        ".".join([name, *init.parent.relative_to(REPO_ROOT / folder).parts])
+        for folder, name in folders.items()
+        for init in (REPO_ROOT / folder).rglob("__init__.py")
+    }
+    assert found == listed
