@@ -122,7 +122,7 @@ def test_importing_the_bridge_client_loads_neither_torch_nor_the_model() -> None
 
 
 def test_every_package_folder_is_installed() -> None:
-    """A wheel holds only the packages pyproject.toml lists; every folder with ``__init__.py`` is one."""
+    """A wheel holds only the packages pyproject.toml lists; every folder of Python files is one."""
     import tomllib
 
     listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
@@ -130,6 +130,6 @@ def test_every_package_folder_is_installed() -> None:
     found = {
         ".".join([name, *init.parent.relative_to(REPO_ROOT / folder).parts])
         for folder, name in folders.items()
-        for init in (REPO_ROOT / folder).rglob("__init__.py")
+        for init in (REPO_ROOT / folder).rglob("*.py")
     }
     assert found == listed
