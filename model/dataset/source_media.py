@@ -11,8 +11,6 @@ Shapes: F frames, H x W equirectangular size, S view side, C audio channels, N s
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +21,7 @@ from av.video.frame import VideoFrame
 
 from visage.model.files import video_io
 from visage.model.files.audio_io import ChannelCountError, read_ambix
+from visage.model.files.output_files import atomic_output
 
 EQUIRECT_SIZE = (896, 448)  # official working size of the panoramas (width, height)
 SIDECAR_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
@@ -129,19 +128,14 @@ def write_view_clip(path: str | Path, frames: np.ndarray, fps: int = 4) -> Path:
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
         raise ValueError(f"expected uint8 frames [F, S, S, 3], got {frames.dtype} {frames.shape}")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"preset": "veryfast", "crf": "18"}
-            for image in frames:
-                for packet in stream.encode(VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_output(path, overwrite=True) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "18"}
+        for image in frames:
+            for packet in stream.encode(VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
