@@ -115,8 +115,9 @@ def run_benchmark(
             loops: list[tuple[str, Callable[[], Any]]] = [("batched", partial(generate, *args, **kwargs))]
             if reference:
                 loops.append(("reference", partial(reference_generate_cfg, *args, **kwargs)))
+            # Warm-up, untimed: first-call allocations, and the few-row kernel choices of every step's shapes
+            generate(model, clip, energy, direction, num_frames=frames, generator=gen)
             for loop, fn in loops:
-                generate(model, clip, energy, direction, num_frames=2, generator=gen)  # warm-up
                 row = BenchRow(loop, name, b, steps, _timed(fn, dev))
                 rows.append(row)
                 log(

@@ -4,7 +4,9 @@ Why: the fastest way to multiply 2-64 rows by a weight matrix depends on the CPU
 count and the torch build (on one 2-core VM the weight-left ``addmm`` ran 2.8x faster than ``F.linear``;
 on another it ran 1.6x slower). So no winner is written in the code: the first product of each kind
 (device, dtype, weight shape, row count, bias) times every candidate on the real weights for a few
-milliseconds and keeps the fastest. Choices are remembered per process; the inference layer keeps them
+milliseconds and keeps the fastest. Output sizes are grouped by powers of two, so that the heads, whose
+live slice grows step by step from 1 to 36 x 1024 outputs at the start of a clip, cost a handful of
+measurements instead of one per size. Choices are remembered per process; the inference layer keeps them
 per machine in the user cache (``inference/kernel_store.py``), where choices made on another CPU, torch
 version or thread count are ignored and measured anew.
 
@@ -41,15 +43,18 @@ class KernelKey:
 
     @classmethod
     def of(cls, rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> KernelKey:
-        """The key of ``rows`` [M, I] times ``weight`` [O, I]."""
+        """The key of ``rows`` [M, I] times ``weight`` [O, I]; O is rounded up to a power of two."""
+        out_bucket = 1 << max(int(weight.shape[0]) - 1, 0).bit_length()
         return cls(
-            rows.device.type, str(rows.dtype).removeprefix("torch."), weight.shape[0], weight.shape[1],
+            rows.device.type, str(rows.dtype).removeprefix("torch."), out_bucket, weight.shape[1],
             rows.shape[0], bias is not None,
         )  # fmt: skip
 
     def text(self) -> str:
         bias = "bias" if self.bias else "nobias"
-        return f"{self.device}/{self.dtype}/{self.out_features}x{self.in_features}/rows{self.rows}/{bias}"
+        return (
+            f"{self.device}/{self.dtype}/out<={self.out_features}x{self.in_features}/rows{self.rows}/{bias}"
+        )
 
 
 def cpu_name() -> str:

@@ -74,6 +74,19 @@ def test_the_faster_kernel_is_chosen_once_per_kind_of_product(fresh_choices, tim
     assert timed["calls"] == 4
 
 
+def test_output_sizes_share_a_choice_up_to_the_next_power_of_two(fresh_choices, timed) -> None:
+    x = torch.randn(2, 16)
+    for outputs in (5, 6, 8):  # one bucket: out <= 8
+        few_rows_linear(x, torch.randn(outputs, 16))
+    assert timed["calls"] == 2
+    few_rows_linear(x, torch.randn(9, 16))  # the next bucket
+    assert timed["calls"] == 4
+    assert sorted(fresh_choices.choices()) == [
+        "cpu/float32/out<=16x16/rows2/nobias",
+        "cpu/float32/out<=8x16/rows2/nobias",
+    ]
+
+
 def test_many_rows_and_plain_linear_skip_the_choice(fresh_choices, timed) -> None:
     weight, bias = torch.randn(8, 16), torch.randn(8)
     few_rows_linear(torch.randn(65, 16), weight, bias)
