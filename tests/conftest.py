@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from visage.model.inference.pipeline import VideoToAmbisonics
 
 # Tests never reach the network: transformers / huggingface_hub otherwise retry for ~50 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +49,23 @@ def otio_samples_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"OTIO samples not found at {path} (set VISAGE_SHARED_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoToAmbisonics]:
+    """The offline tiny-random pipeline (its output is noise), loaded once for the whole session.
+
+    It runs on one intra-op thread from then on: the tiny models gain nothing from more, and on a busy
+    two-core machine oversubscribed threads made generation 30x slower.
+    """
+    import torch  # here, not at the top: tests/blender runs in a bpy environment without torch
+
+    from visage.model.inference.pipeline import VideoToAmbisonics
+
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VISAGE_CACHE_DIR", str(tmp_path_factory.mktemp("visage-cache")))
+        yield VideoToAmbisonics.load("tiny-random", device="cpu")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

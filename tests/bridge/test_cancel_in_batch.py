@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import address_of, fake_settings, quick_timing, verify_no_leaks, write_media  # noqa: F401
+from bridge_fixtures import address_of, fake_settings, write_media
 
 from visage.bridge.client import JobFailed, VisageClient
 from visage.bridge.daemon import Daemon

@@ -22,14 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import (  # noqa: F401
-    address_of,
-    fake_settings,
-    fast_engine,
-    quick_timing,
-    verify_no_leaks,
-    write_media,
-)
+from bridge_fixtures import address_of, fake_settings, fast_engine, write_media
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from visage.bridge import const

@@ -30,13 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_fixtures import (  # noqa: F401
-    fake_settings,
-    fast_engine,
-    quick_timing,
-    verify_no_leaks,
-    write_media,
-)
+from bridge_fixtures import fake_settings, fast_engine, write_media
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_message_builder import OscMessageBuilder

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
+from bridge_fixtures import fake_settings, fast_engine
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
 
 from visage.bridge import const

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import fast_engine, quick_timing, verify_no_leaks, write_media  # noqa: F401
+from bridge_fixtures import fast_engine, write_media
 
 from visage.bridge.database import StateDatabase
 from visage.bridge.engine import GenerateSpec, JobDone, JobFailed, JobOutcome

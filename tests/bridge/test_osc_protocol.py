@@ -8,7 +8,6 @@ import math
 import struct
 
 import pytest
-from bridge_fixtures import verify_no_leaks  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder

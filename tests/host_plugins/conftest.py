@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from bridge_fixtures import quick_timing, verify_no_leaks  # noqa: F401  (autouse for this folder)
 
 from visage.host_plugins.common import host_client
 

@@ -18,14 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from bridge_fixtures import (  # noqa: F401
-    address_of,
-    fake_settings,
-    fast_engine,
-    quick_timing,
-    verify_no_leaks,
-    write_media,
-)
+from bridge_fixtures import address_of, fake_settings, fast_engine, write_media
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from bridge_fixtures import address_of, fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
+from bridge_fixtures import address_of, fake_settings, fast_engine
 
 from visage.bridge.daemon import Daemon
 from visage.host_plugins import hosts_commands, install

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from bridge_fixtures import address_of, fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
+from bridge_fixtures import address_of, fake_settings, fast_engine
 
 from visage.bridge import const as bridge_const
 from visage.bridge.daemon import Daemon

@@ -20,8 +20,7 @@ import av
 import opentimelineio as otio
 import pytest
 import soundfile as sf
-import torch
-from bridge_fixtures import address_of, fake_settings, fast_engine, quick_timing, verify_no_leaks  # noqa: F401
+from bridge_fixtures import address_of, fake_settings, fast_engine
 from media_factory import make_test_video
 from opentimelineio.opentime import RationalTime, TimeRange
 
@@ -117,18 +116,6 @@ def make_video(path: Path, seconds: float, fps: int, timecode: str | None = None
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoToAmbisonics]:
-    # One intra-op thread: the tiny models gain nothing from more, and on a busy two-core machine
-    # oversubscribed threads made generation 30x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VISAGE_CACHE_DIR", str(tmp_path_factory.mktemp("visage-cache")))
-        yield VideoToAmbisonics.load("tiny-random", device="cpu")
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,7 @@ from visage.model.inference.pipeline import (
     GenerationCancelled,
     GenerationOutput,
     GenerationRequest,
-    VideoToAmbisonics,
 )
-
-
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> VideoToAmbisonics:
-    cache = tmp_path_factory.mktemp("visage-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VISAGE_CACHE_DIR", str(cache))
-        return VideoToAmbisonics.load("tiny-random", device="cpu")
 
 
 @pytest.fixture(scope="module")

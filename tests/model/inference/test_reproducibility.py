@@ -16,18 +16,9 @@ from visage.model.inference.pipeline import (
     GenerationCancelled,
     GenerationOutput,
     GenerationRequest,
-    VideoToAmbisonics,
 )
 
 SPANS = [(0.0, 0.8), (0.3, 0.6), (0.0, 5.3), (1.0, 2.1), (0.5, 0.9)]  # seconds; the third needs two windows
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> VideoToAmbisonics:
-    cache = tmp_path_factory.mktemp("visage-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VISAGE_CACHE_DIR", str(cache))
-        return VideoToAmbisonics.load("tiny-random", device="cpu")
 
 
 @pytest.fixture(scope="module")
