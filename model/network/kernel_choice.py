@@ -3,12 +3,12 @@
 Why: the fastest way to multiply 2-64 rows by a weight matrix depends on the CPU, its BLAS, the thread
 count and the torch build (on one 2-core VM the weight-left ``addmm`` ran 2.8x faster than ``F.linear``;
 on another it ran 1.6x slower). So no winner is written in the code: the first product of each kind
-(device, dtype, weight shape, row count, bias) times every candidate on the real weights for a few
-milliseconds and keeps the fastest. Output sizes are grouped by powers of two, so that the heads, whose
-live slice grows step by step from 1 to 36 x 1024 outputs at the start of a clip, cost a handful of
-measurements instead of one per size. Choices are remembered per process; the inference layer keeps them
-per machine in the user cache (``inference/kernel_store.py``), where choices made on another CPU, torch
-version or thread count are ignored and measured anew.
+(device, dtype, weight shape, row count, bias) times every candidate on the real weights, in
+interleaved rounds (at least 20 ms per candidate), and keeps the fastest. Output sizes are grouped by
+powers of two, so that the heads, whose live slice grows step by step from 1 to 36 x 1024 outputs at the
+start of a clip, cost a handful of measurements instead of one per size. Choices are remembered per
+process; the inference layer keeps them per machine in the user cache (``inference/kernel_store.py``),
+where choices made on another CPU, torch version or thread count are ignored and measured anew.
 
 Every candidate computes the same product; they differ in float summation order only, so a choice
 never changes what a computation means, and a given machine always makes the same choice from its store.
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-MEASURE_SECONDS = 0.004  # per candidate, after one warm-up call; at least MIN_REPEATS calls
-MIN_REPEATS = 3
+MEASURE_SECONDS = 0.02  # per candidate, after one warm-up call each; at least MIN_REPEATS rounds
+MIN_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -75,21 +75,27 @@ def machine_identity() -> dict[str, str | int]:
     return {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def _seconds_per_call(
-    kernel: Kernel, rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> float:
+def _timings(
+    kernels: Mapping[str, Kernel], rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> dict[str, float]:
+    """Seconds per call of each kernel: the fastest of interleaved rounds, so that a load that comes and
+    goes while measuring slows every candidate alike instead of one of them."""
     sync = torch.cuda.synchronize if rows.device.type == "cuda" else (lambda: None)
-    kernel(rows, weight, bias)  # warm-up: first-call allocations and library dispatch
+    for kernel in kernels.values():
+        kernel(rows, weight, bias)  # warm-up: first-call allocations and library dispatch
     sync()
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < MIN_REPEATS or spent < MEASURE_SECONDS:
-        start = time.perf_counter()
-        kernel(rows, weight, bias)
-        sync()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
-    return min(times)
+    best = dict.fromkeys(kernels, float("inf"))
+    spent, rounds = 0.0, 0
+    while rounds < MIN_REPEATS or spent < MEASURE_SECONDS * len(kernels):
+        for name, kernel in kernels.items():
+            start = time.perf_counter()
+            kernel(rows, weight, bias)
+            sync()
+            elapsed = time.perf_counter() - start
+            best[name] = min(best[name], elapsed)
+            spent += elapsed
+        rounds += 1
+    return best
 
 
 class KernelChoices:
@@ -125,7 +131,7 @@ class KernelChoices:
         if known is not None and known in kernels:
             return known
         with torch.no_grad():
-            timings = {name: _seconds_per_call(k, rows, weight, bias) for name, k in kernels.items()}
+            timings = _timings(kernels, rows, weight, bias)
         best = min(timings, key=lambda name: timings[name])
         with self._lock:
             self._choices[key] = best

@@ -29,12 +29,11 @@ def timed(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     """Stand-in timings: each kernel takes the seconds this dict says, and every measurement is counted."""
     seconds = {"linear": 2.0, "weight_left": 1.0, "calls": 0}
 
-    def fake(kernel, rows, weight, bias) -> float:
-        seconds["calls"] += 1
-        name = next(n for n, k in frl.KERNELS.items() if k is kernel)
-        return seconds[name]
+    def fake(kernels, rows, weight, bias) -> dict[str, float]:
+        seconds["calls"] += len(kernels)  # one per candidate timed
+        return {name: seconds[name] for name in kernels}
 
-    monkeypatch.setattr(kernel_choice, "_seconds_per_call", fake)
+    monkeypatch.setattr(kernel_choice, "_timings", fake)
     return seconds
 
 
