@@ -1,16 +1,16 @@
 """An optional decoder that is faster and not exact: its per-step weights in bf16 or int8. Off by default.
 
 Why: at batch 1 a decoder step multiplies two rows (conditional, unconditional) by every weight it uses
-per step, ~830 MB in fp32 for the released model, so on a CPU a step runs at memory speed. Stored in
-bf16 those weights are half the bytes; in int8 (weight-only, symmetric, one scale per output channel) a
-quarter. Only those weights change: the rows entering a product are rounded to bf16 (what both kernels
-take), and everything else stays as loaded (fp32): the residual stream, LayerNorms, attention and its
-cache, biases, the encoder, the code embeddings, and the cross-attention keys/values (computed once per
-clip, so cheaper weights would buy nothing there).
+per step, ~780 MB in fp32 for the released model (of the heads, the live ones only), so on a CPU a step
+runs at memory speed. Stored in bf16 those weights are half the bytes; in int8 (weight-only, symmetric,
+one scale per output channel) a quarter. Only those weights change: the rows entering a product are
+rounded to bf16 (what both kernels take), and everything else stays as loaded (fp32): the residual
+stream, LayerNorms, attention and its cache, biases, the encoder, the code embeddings, and the
+cross-attention keys/values (computed once per clip, so cheaper weights would buy nothing there).
 
 Kernels, picked by measurement on a 2-core AMD EPYC (Zen 5) with torch 2.13: int8 runs torch's own
 ``_weight_int8pack_mm`` on bf16 rows (~3x fp32 per product at 2 rows; torchao 0.18's
-``Int8WeightOnlyConfig`` ran slower than fp32 there, and ``quantize_dynamic`` is deprecated and quantises
+``Int8WeightOnlyConfig`` ran 4-7x slower than that, and ``quantize_dynamic`` is deprecated and quantises
 the activations too). bf16 chooses per machine, as :mod:`few_rows_linear` does, between ``F.linear``, the
 weight-left ``addmm`` and oneDNN with a prepacked weight (~2x fp32 per product there). int4
 (``_weight_int4pack_mm_for_cpu``, groups of 128) was left out: faster still, but it changed over a quarter
