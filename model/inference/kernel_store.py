@@ -7,22 +7,21 @@ A store is valid only for the CPU, torch build and thread count that measured it
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from visage.model.files.output_files import atomic_write_bytes
 from visage.model.network import few_rows_linear
 from visage.model.network.kernel_choice import machine_identity
 
+from .user_cache import user_cache_folder
+
 STORE_NAME = "linear-kernels.json"
 STORE_VERSION = 1
 
 
 def default_store() -> Path:
-    """``$VISAGE_CACHE_DIR`` or the platform's user cache folder, then ``linear-kernels.json``."""
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("VISAGE_CACHE_DIR") or user_cache_dir("visage")) / STORE_NAME
+    """``linear-kernels.json`` in the user cache folder (``$VISAGE_CACHE_DIR`` overrides it)."""
+    return user_cache_folder() / STORE_NAME
 
 
 def read_store(path: Path) -> dict[str, str]:

@@ -6,8 +6,9 @@ its output is noise.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from .user_cache import user_cache_folder
 
 TINY_RANDOM = "tiny-random"  # the checkpoint name that selects this bundle
 
@@ -18,7 +19,7 @@ def tiny_random_folder(root: Path | None = None) -> Path:
     from visage.model.features.vision import build_tiny_random_clip
     from visage.model.network.tiny_random import write_tiny_random_visage
 
-    base = root or Path(os.environ.get("VISAGE_CACHE_DIR") or _user_cache()) / "tiny-random-v1"
+    base = root or user_cache_folder() / "tiny-random-v1"
     if (base / "complete").exists():
         return base
     base.mkdir(parents=True, exist_ok=True)
@@ -27,9 +28,3 @@ def tiny_random_folder(root: Path | None = None) -> Path:
     build_tiny_random_dac(base / "dac.pth")
     (base / "complete").write_text("tiny random ViSAGe + CLIP + DAC; their output is noise\n")
     return base
-
-
-def _user_cache() -> str:
-    from platformdirs import user_cache_dir
-
-    return user_cache_dir("visage")
