@@ -396,12 +396,11 @@ class VideoToAmbisonics:
             prompt=None if prompt is None else prompt.to(dev),
             prompt_frames=[w.prompt for w in wins],
             progress=step_progress,
-            should_stop=lambda: all(cancelled(p.index) for p in plans),
-            stop_clip=lambda i: cancelled(plans[i].index),
+            stop_clip=lambda i: cancelled(plans[i].index),  # a cancelled request leaves the batch
             batch_invariant=self.batch_invariant,
         )
         for i, (p, w) in enumerate(zip(plans, wins, strict=True)):
-            if result.cancelled or i in result.stopped or cancelled(p.index):
+            if i in result.stopped or cancelled(p.index):
                 failed[p.index] = GenerationCancelled(f"request {p.index} cancelled")
                 continue
             n = w.generated_frames

@@ -243,6 +243,7 @@ class _Lane:
         variants = guidance.variants
         v = len(variants)
         self.model, self.clips, self.v, self.static = model, clips, v, static
+        self.index = torch.tensor(clips, device=device)  # the lane's rows of the call's output
         self.total = max(steps)
         live, forced, forced_ids = live[:, : self.total], forced[:, : self.total], forced_ids[:, : self.total]
         union = live.any(dim=0)  # [S, K] rows needed by some clip of the lane at each step
@@ -316,6 +317,7 @@ class _Lane:
         self.live, self.forced = self.live.index_select(0, kept), self.forced.index_select(0, kept)
         self.forced_ids = self.forced_ids.index_select(0, kept)
         self.clips = [self.clips[j] for j in keep]
+        self.index = self.index.index_select(0, kept.to(self.index.device))
         if self.decode_step is not None:
             self.decode_step = StaticDecodeStep(self.model.decoder, self.cache, len(rows), use_graph=True)
 
@@ -458,7 +460,7 @@ def generate(
         ]
         out = torch.full((b, total_steps, k), pad, dtype=torch.long, device=device)
         for lane in lanes:
-            out[lane.clips[0] : lane.clips[-1] + 1, : lane.prefill] = lane.forced_ids[:, : lane.prefill]
+            out[lane.index, : lane.prefill] = lane.forced_ids[:, : lane.prefill]
         cancelled = False
         stopped: set[int] = set()
         for step in range(min(lane.prefill for lane in lanes), total_steps):
@@ -482,7 +484,7 @@ def generate(
                     )
                 else:
                     chosen = choose_codes(guided, sampling, generator)  # [b, n]
-                out[torch.tensor(lane.clips, device=device), step] = lane.feed(rows, chosen, step)
+                out[lane.index, step] = lane.feed(rows, chosen, step)
             if progress is not None:
                 progress(step + 1, total_steps)
     finally:
