@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +101,13 @@ def fast_engine(delay_s: float = 0.05, steps: int = 2, seconds: float = 0.05) ->
 def address_of(daemon: Daemon) -> DaemonAddress:
     tcp = daemon.tcp_address
     return DaemonAddress(*daemon.udp_address, None if tcp is None else tcp[1], "explicit")
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition not reached"
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)

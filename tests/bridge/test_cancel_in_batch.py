@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import address_of, fake_settings, write_media
+from bridge_fixtures import address_of, fake_settings, wait_for, write_media
 
 from visage.bridge.client import JobFailed, VisageClient
 from visage.bridge.daemon import Daemon
@@ -17,10 +17,10 @@ BATCH_SECONDS = 2.5  # the fake engine's time for a whole batch
 
 
 def _wait_until_running(client: VisageClient, job_id: str) -> None:
-    deadline = time.monotonic() + 3 * BATCH_SECONDS
-    while not isinstance(client.status(job_id), Progress):
-        assert time.monotonic() < deadline, f"job {job_id} never ran"
-        time.sleep(0.02)
+    def running() -> bool:
+        return isinstance(client.status(job_id), Progress)
+
+    wait_for(running, timeout_s=3 * BATCH_SECONDS, what=f"job {job_id} never ran")
 
 
 def test_a_job_cancelled_inside_a_running_batch_is_answered_before_the_batch_ends(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from bridge_fixtures import fast_engine, write_media
+from bridge_fixtures import fast_engine, wait_for, write_media
 
 from visage.bridge.database import StateDatabase
 from visage.bridge.engine import GenerateSpec, JobDone, JobFailed, JobOutcome
@@ -359,7 +359,7 @@ def test_cancel_running_job_between_steps(tmp_path: Path, media: Path) -> None:
     try:
         job_id = h.submit(media)
         h.worker.start()
-        _wait_for(lambda: any(isinstance(e, Progress) and e.stage == "decoding" for e in h.sink.of(job_id)))
+        wait_for(lambda: any(isinstance(e, Progress) and e.stage == "decoding" for e in h.sink.of(job_id)))
         reply, emitted = h.queue.cancel(job_id)
         assert reply == Progress(job_id, reply.fraction, "cancelling") and not emitted  # type: ignore[union-attr]
         started = time.monotonic()
@@ -379,7 +379,7 @@ def test_shutdown_requeues_the_running_batch_and_the_next_worker_finishes_it(
     h = Harness(tmp_path, slow, max_batch=2)
     ids = [h.submit(media, yaw=float(i)) for i in range(3)]
     h.worker.start()
-    _wait_for(lambda: h.store.count([JobState.RUNNING]) == 2)
+    wait_for(lambda: h.store.count([JobState.RUNNING]) == 2)
     assert h.worker.stop(graceful_s=0.05, cancel_grace_s=2.0)
     states = {job_id: h.store.get(job_id).state for job_id in ids}  # type: ignore[union-attr]
     assert set(states.values()) == {JobState.QUEUED}
@@ -399,13 +399,6 @@ def test_shutdown_requeues_the_running_batch_and_the_next_worker_finishes_it(
         assert [h2.store.get(j).attempts for j in ids] == [2, 2, 1]  # type: ignore[union-attr]
     finally:
         h2.close()
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------------------------------------
