@@ -16,6 +16,7 @@ never changes what a computation means, and a given machine always makes the sam
 
 from __future__ import annotations
 
+import functools
 import platform
 import threading
 import time
@@ -57,6 +58,7 @@ class KernelKey:
         )
 
 
+@functools.cache  # read once: machine_identity() is asked at every stored choice
 def cpu_name() -> str:
     """The processor's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
     try:
