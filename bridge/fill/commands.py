@@ -120,7 +120,7 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
         settings=settings,
     )
     try:
-        chosen = generator if generator is not None else _choose_generator(args, settings)
+        chosen = generator if generator is not None else choose_generator(args, settings)
     except (DaemonUnavailable, JobFailed, ValueError) as exc:
         return _fail(str(exc))
     progress = TqdmProgress(enabled=False if args.no_progress else None)
@@ -138,7 +138,7 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
     return report.exit_code
 
 
-def _choose_generator(args: argparse.Namespace, settings: GenerationSettings) -> ShotGenerator:
+def choose_generator(args: argparse.Namespace, settings: GenerationSettings) -> ShotGenerator:
     """A daemon generator (``--daemon``, or ``auto`` when one answers with the requested model) or a
     local one."""
     from visage.bridge.client import DaemonUnavailable, find_daemon, parse_daemon
