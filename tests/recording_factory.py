@@ -15,7 +15,7 @@ import soundfile as sf
 from av.video.frame import VideoFrame
 
 from visage.model.audio.ambisonics import ambix_to_fuma, encode_mono
-from visage.model.dataset.equirect import equirect_coordinates
+from visage.model.features.equirect import equirect_coordinates
 
 BLOB_COLOR = (250, 40, 40)
 

@@ -35,6 +35,7 @@ import torch
 from visage.model.audio.ambisonics import fuma_to_ambix, rotate
 from visage.model.audio.codec import FoaCodec
 from visage.model.features.energy_map import energy_map
+from visage.model.features.equirect import render_view
 from visage.model.features.vision import ClipVisionEncoder
 from visage.model.files.audio_io import fit_length, resample
 from visage.model.files.video_io import read_clip_frames
@@ -42,7 +43,6 @@ from visage.model.network.sequence import clip_frame_count
 
 from .clip_selection import SelectionRules, clip_starts, dominant_direction, valid_seconds
 from .direction_table import ClipDirection, TableClip
-from .equirect import render_view
 from .shard_format import (
     ClipRecord,
     ClipTensors,

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from visage.model.audio.ambisonics import sh_gains
-from visage.model.dataset.equirect import pixel_directions
 from visage.model.features.direction import CameraDirection
+from visage.model.features.equirect import pixel_directions
 
 SHAPES = ("disc", "square", "diamond")
 AMBIENT_DIRECTION = (math.radians(135.0), math.radians(35.0))  # azimuth, elevation of the ambient bed

@@ -15,7 +15,6 @@ import pytest
 
 from visage.model.audio.ambisonics import peak_direction, sphere_energy_map, spherical_grid
 from visage.model.audio.carrier_codec import CarrierCodec
-from visage.model.dataset.equirect import pixel_directions
 from visage.model.evaluation import spatial_metrics as sm
 from visage.model.evaluation.synthetic_benchmark import (
     WORK_DIR_MARKER,
@@ -27,6 +26,7 @@ from visage.model.evaluation.synthetic_benchmark import (
 )
 from visage.model.evaluation.synthetic_scenes import Scene, render_foa, render_frames, track
 from visage.model.features.direction import CameraDirection
+from visage.model.features.equirect import pixel_directions
 
 
 def scene(**changes: object) -> Scene:

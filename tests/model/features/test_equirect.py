@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from visage.model.dataset.equirect import (
+from visage.model.features.direction import CameraDirection
+from visage.model.features.equirect import (
     EquirectError,
     equirect_coordinates,
     equirect_direction,
@@ -16,7 +17,6 @@ from visage.model.dataset.equirect import (
     view_directions,
     view_pixel,
 )
-from visage.model.features.direction import CameraDirection
 
 
 def blob_panorama(azimuth: float, elevation: float, size: tuple[int, int] = (360, 180)) -> np.ndarray:
