@@ -38,6 +38,7 @@ from visage.model.features.energy_map import energy_map
 from visage.model.features.equirect import render_view
 from visage.model.features.vision import ClipVisionEncoder
 from visage.model.files.audio_io import fit_length, resample
+from visage.model.files.panorama_video import read_equirect_frames, write_view_clip
 from visage.model.files.video_io import read_clip_frames
 from visage.model.network.sequence import clip_frame_count
 
@@ -52,7 +53,7 @@ from .shard_format import (
     Manifest,
     write_shard,
 )
-from .source_media import read_ambisonic_track, read_equirect_frames, write_view_clip
+from .source_media import read_ambisonic_track
 
 Log = Callable[[str], None]
 
@@ -323,7 +324,9 @@ def build_dataset(
                 raise ValueError(f"clip id {item.id} is used by another clip in this run")
             tensors, views = clip_features(item, models, options)
             if options.write_views:
-                write_view_clip(folder / "views" / f"{item.id}.mp4", views, options.clip_frame_rate)
+                write_view_clip(
+                    folder / "views" / f"{item.id}.mp4", views, options.clip_frame_rate, overwrite=True
+                )
         except Exception as exc:
             manifest.failures.append(Failure(item.source, item.id, _describe(exc)))
             log(f"skipped {item.id} ({item.source}): {_describe(exc)}")

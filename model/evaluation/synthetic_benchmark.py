@@ -42,10 +42,10 @@ from visage.model.dataset.build import BuildOptions, FeatureModels, build_datase
 from visage.model.dataset.clip_selection import SelectionRules
 from visage.model.dataset.direction_table import read_clip_table
 from visage.model.dataset.shard_format import Manifest
-from visage.model.dataset.source_media import write_view_clip
 from visage.model.features.direction import CameraDirection
 from visage.model.features.vision import ClipVisionEncoder, build_tiny_random_clip
 from visage.model.files.audio_io import resample, write_ambix
+from visage.model.files.panorama_video import write_view_clip
 from visage.model.network.generation import Guidance, generate
 from visage.model.training.config import config_from_dict
 from visage.model.training.loop import train
@@ -171,7 +171,9 @@ def write_scene_files(
         out.writerow(["id", "video", "audio", "yaw", "pitch", "split"])
         for i, (scene, split) in enumerate(zip(scenes, splits, strict=True)):
             clip_id = f"scene{i:05d}"
-            write_view_clip(folder / "views" / f"{clip_id}.mp4", render_frames(scene, seconds * 4), fps=4)
+            write_view_clip(
+                folder / "views" / f"{clip_id}.mp4", render_frames(scene, seconds * 4), fps=4, overwrite=True
+            )
             foa = render_foa(scene, carriers, codec.sample_rate, ambient_level=ambient_level)
             write_ambix(
                 folder / "audio" / f"{clip_id}.wav", foa, codec.sample_rate, subtype="FLOAT", overwrite=True

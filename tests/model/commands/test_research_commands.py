@@ -54,7 +54,7 @@ def test_dataset_build_then_train_check(tmp_path: Path, capsys, monkeypatch) -> 
     import numpy as np
     import soundfile as sf
 
-    from visage.model.dataset.source_media import write_view_clip
+    from visage.model.files.panorama_video import write_view_clip
 
     monkeypatch.setenv("VISAGE_CACHE_DIR", str(tmp_path / "cache"))
     write_view_clip(tmp_path / "c1.mp4", np.zeros((4, 224, 224, 3), np.uint8))

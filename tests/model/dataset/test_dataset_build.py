@@ -18,9 +18,9 @@ from visage.model.dataset.build import BuildOptions, FeatureModels, build_datase
 from visage.model.dataset.clip_selection import SelectionRules
 from visage.model.dataset.direction_table import read_clip_table
 from visage.model.dataset.shard_format import DatasetFormatError, Manifest, ShardReader
-from visage.model.dataset.source_media import write_view_clip
 from visage.model.features.direction import dataset_units_to_vector
 from visage.model.features.vision import ClipVisionEncoder, build_tiny_random_clip
+from visage.model.files.panorama_video import write_view_clip
 from visage.model.files.video_io import read_clip_frames
 
 RULES = SelectionRules(clip_seconds=1, min_valid_seconds=0, rms_threshold_db=-40.0)
