@@ -47,6 +47,7 @@ DEFAULT_HOST = "127.0.0.1"
 # Outside the crowded defaults (8000, 9000/9001, 4001/4002, 2307) and below Linux's ephemeral range.
 DEFAULT_UDP_PORT = 17730
 DEFAULT_TCP_PORT = 17731
+DEFAULT_WEB_PORT = 17732  # the web page (HTTP, `visage serve --web-port`)
 SERVICE_TYPE_UDP = "_osc._udp.local."
 SERVICE_TYPE_TCP = "_osc._tcp.local."
 SERVICE_INSTANCE_PREFIX = "ViSAGe daemon"
@@ -90,3 +91,11 @@ LOCK_FILE_NAME = "daemon.lock"  # one daemon per state folder
 OUTPUTS_DIR_NAME = "outputs"  # default output folder when a request names none
 LOG_FILE_NAME = "daemon.log"
 HASH_CHUNK_BYTES = 1 << 20
+UPLOADS_DIR_NAME = "uploads"  # files sent to the web page: uploads/<uuid>/<sanitised name>
+
+# --- web page (bridge/web) ---------------------------------------------------------------------------
+DEFAULT_WEB_UPLOAD_LIMIT_BYTES = 4 << 30  # one uploaded file; `--web-upload-limit`
+WEB_JOBS_LISTED = 500  # newest jobs GET /api/jobs returns
+WEB_PROGRESS_MIN_INTERVAL_S = 0.2  # per job: the page gets at most ~5 progress events a second
+WEB_HEARTBEAT_S = 15.0  # SSE comment line that keeps idle connections (and proxies) open
+WEB_GROUP_IDLE_S = 120.0  # a group with shots still to come counts as running this long after its last change

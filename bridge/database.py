@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import const
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,6 +54,17 @@ CREATE TABLE IF NOT EXISTS media_digests (
     digest TEXT NOT NULL
 );
 """
+# Version -> the script that brings the previous version's tables to it (run in one transaction, so that
+# a state folder of an older daemon opens, migrated once, and a crash mid-way leaves it as it was).
+_MIGRATIONS: dict[int, str] = {
+    2: """
+ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT 'osc';
+ALTER TABLE jobs ADD COLUMN group_id TEXT;
+ALTER TABLE jobs ADD COLUMN group_label TEXT;
+ALTER TABLE jobs ADD COLUMN group_total INTEGER;
+CREATE INDEX IF NOT EXISTS jobs_group_seq ON jobs (group_id, seq);
+""",
+}
 
 
 class StateDatabase:
@@ -75,9 +86,22 @@ class StateDatabase:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
+                self._conn.close()
                 raise RuntimeError(f"{path} has schema {version}, newer than this daemon's {SCHEMA_VERSION}")
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_SCHEMA)  # version 1's tables, where they are missing
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                self._migrate(target)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate(self, target: int) -> None:
+        """Bring the tables from version ``target - 1`` to ``target``, all or nothing."""
+        try:
+            self._conn.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version={target};")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -16,7 +16,8 @@ from .jobs import PENDING_STATES, Job, JobState
 
 _COLUMNS = (
     "id, seq, state, spec_json, fingerprint, reply_host, reply_port, use_cache, cache_key, output, metadata,"
-    " cached, error_code, error_message, attempts, batch_size, created_at, updated_at"
+    " cached, error_code, error_message, attempts, batch_size, created_at, updated_at,"
+    " source, group_id, group_label, group_total"
 )
 
 
@@ -86,6 +87,10 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         batch_size=row["batch_size"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        source=row["source"],
+        group=row["group_id"],
+        group_label=row["group_label"],
+        group_total=row["group_total"],
     )
 
 
@@ -108,7 +113,8 @@ class JobStore:
                 raise DuplicateJob(_row_to_job(row))
             cursor = conn.execute(
                 "INSERT INTO jobs (id, state, spec_json, fingerprint, reply_host, reply_port, use_cache,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, source, group_id, group_label, group_total)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.state.value,
@@ -119,6 +125,10 @@ class JobStore:
                     int(job.use_cache),
                     now,
                     now,
+                    job.source,
+                    job.group,
+                    job.group_label,
+                    job.group_total,
                 ),
             )
             seq = cursor.lastrowid
@@ -182,6 +192,25 @@ class JobStore:
             values.append(limit)
         rows = self._db.query(sql, tuple(values))
         return [_row_to_job(r) for r in rows]
+
+    def recent(self, limit: int) -> list[Job]:
+        """The ``limit`` newest jobs, newest first."""
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?", (limit,))
+        return [_row_to_job(r) for r in rows]
+
+    def in_group(self, group: str) -> list[Job]:
+        """The jobs of one group, oldest first."""
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM jobs WHERE group_id = ? ORDER BY seq", (group,))
+        return [_row_to_job(r) for r in rows]
+
+    def recent_groups(self, limit: int) -> list[str]:
+        """The ids of the ``limit`` groups with the newest jobs, newest first."""
+        rows = self._db.query(
+            "SELECT group_id FROM jobs WHERE group_id IS NOT NULL GROUP BY group_id ORDER BY MAX(seq) DESC"
+            " LIMIT ?",
+            (limit,),
+        )
+        return [str(r[0]) for r in rows]
 
     def count(self, states: Iterable[JobState]) -> int:
         values = [s.value for s in states]

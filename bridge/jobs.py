@@ -75,6 +75,9 @@ class Job:
         error_code, error_message: why it failed or was cancelled.
         attempts: engine runs started (a crash mid-run shows as attempts > 1).
         batch_size: size of the batch it last ran in (batch-fill statistics).
+        source: who submitted it: "osc" (an OSC request) or "web" (the web page).
+        group: the run it belongs to (e.g. ``fill:<edit>:<run id>``), shown as one line on the web page;
+            group_label names the run for people, group_total is its number of jobs when known.
     """
 
     id: str
@@ -95,6 +98,10 @@ class Job:
     batch_size: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    source: str = "osc"
+    group: str | None = None
+    group_label: str | None = None
+    group_total: int | None = None
 
     def moved(self, state: JobState, **changes: object) -> Job:
         """Return a copy in ``state`` with ``changes``, checking the transition."""

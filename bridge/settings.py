@@ -33,6 +33,9 @@ class BridgeSettings:
         zeroconf: advertise the service with mDNS/DNS-SD.
         zeroconf_interfaces: interfaces for zeroconf; None = derived from ``host`` (loopback stays
             on 127.0.0.1, a specific address uses that address, a wildcard uses all interfaces).
+        web_port: HTTP port of the web page on ``host``; 0 = any free port; None = no web page
+            (``visage serve`` turns it on at 17732 unless ``--no-web``).
+        web_upload_limit: largest file the web page may upload, bytes.
     """
 
     host: str = const.DEFAULT_HOST
@@ -46,14 +49,22 @@ class BridgeSettings:
     device: str = "auto"
     zeroconf: bool = True
     zeroconf_interfaces: tuple[str, ...] | None = None
+    web_port: int | None = None
+    web_upload_limit: int = const.DEFAULT_WEB_UPLOAD_LIMIT_BYTES
 
     def __post_init__(self) -> None:
         check_bind(self.host, self.token)
         if self.max_batch < 1:
             raise SettingsError(f"--max-batch must be >= 1, got {self.max_batch}")
-        for name, port in (("--port", self.udp_port), ("--tcp-port", self.tcp_port)):
+        for name, port in (
+            ("--port", self.udp_port),
+            ("--tcp-port", self.tcp_port),
+            ("--web-port", self.web_port),
+        ):
             if port is not None and not 0 <= port <= 65535:
                 raise SettingsError(f"{name} must be 0..65535, got {port}")
+        if self.web_upload_limit < 1:
+            raise SettingsError(f"--web-upload-limit must be at least 1 byte, got {self.web_upload_limit}")
         if not self.allow_dirs:
             raise SettingsError("at least one --allow-dir is needed")
         for folder in self.allow_dirs:
@@ -63,6 +74,10 @@ class BridgeSettings:
     @property
     def outputs_dir(self) -> Path:
         return self.state_dir / const.OUTPUTS_DIR_NAME
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.state_dir / const.UPLOADS_DIR_NAME
 
     @property
     def db_path(self) -> Path:
