@@ -33,21 +33,11 @@ from typing import Any
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime
 
-from visage.bridge.client import JobFailed
-from visage.bridge.result_cache import file_sha256
 from visage.model.files.result_files import REQUEST_KEY, sidecar_path
 
 from .edit_files import check_writable, drop_frame_of, probe_write, read_edit, write_edit
 from .generators import GenerationSettings, ShotGenerator, ShotJob
-from .manifest import (
-    FillManifest,
-    ManifestError,
-    ShotOptions,
-    ShotResult,
-    result_file_name,
-    seed_for,
-    shot_key,
-)
+from .manifest import FillManifest, ManifestError, ShotOptions, result_file_name, seed_for, shot_key
 from .media_relink import MediaFinder, MediaNotFound
 from .media_timecode import read_start_timecode, timecode_origin
 from .otio_ambisonics_track import (
@@ -65,9 +55,9 @@ from .otio_shots import (
     is_from_resolve,
     list_shots,
 )
+from .shot_generation import FillProgress, PlannedResult, generate_and_record, short_result
 
 _EPSILON_S = 1e-6  # media times this close to the file's start count as its start (float error)
-_SHORT_RESULT_S = 1e-3  # a result this much shorter than its shot's media range fails the shot
 
 
 class FillError(ValueError):
@@ -169,25 +159,6 @@ class FillReport:
     def exit_code(self) -> int:
         """0 when every shot has its audio (or needs none), 1 when any failed."""
         return 1 if self.failed else 0
-
-
-class FillProgress:
-    """Receives progress events; `fill_report.TqdmProgress` draws them. This base class ignores them."""
-
-    def start(self, total: int, done: int) -> None:
-        """The run has ``total`` shots to generate, ``done`` of them already finished (reused)."""
-
-    def batch(self, labels: list[str]) -> None:
-        """A batch of shots (one label each) starts."""
-
-    def update(self, index: int, fraction: float, stage: str) -> None:
-        """Shot ``index`` of the current batch is ``fraction`` done."""
-
-    def finish(self, index: int, ok: bool) -> None:
-        """Shot ``index`` of the current batch ended."""
-
-    def close(self) -> None:
-        """The run is over."""
 
 
 def fill_edit(
@@ -300,7 +271,7 @@ def _prepare(
     outcome.status = ShotStatus.PENDING
     if options.resume and manifest.intact(key) is not None:
         reused = manifest.folder.absolute() / manifest.results[key].file
-        if _short_result(reused, outcome.media_range_s) is not None:
+        if short_result(reused, end_s - start_s) is not None:
             return outcome  # made by a run that did not check lengths: generate it again
         outcome.status, outcome.wav = ShotStatus.REUSED, reused
     return outcome
@@ -374,35 +345,14 @@ def _generate(
     for group in by_key.values():
         for outcome in group[1:]:
             outcome.wav = group[0].wav  # one file for identical shots
-    pending = list(by_key.items())
-    progress.start(len(pending), sum(o.status is ShotStatus.REUSED for o in outcomes))
-    try:
-        for first in range(0, len(pending), max(1, jobs)):
-            batch = pending[first : first + max(1, jobs)]
-            progress.batch([group[0].shot.name for _, group in batch])
-            job_list = [_job(group[0]) for _, group in batch]
-
-            def finished(i: int, error: Exception | None, batch: list = batch) -> None:
-                key, group = batch[i]
-                problem = (
-                    _message(error)
-                    if error is not None
-                    else _short_result(group[0].wav, group[0].media_range_s)
-                )
-                if problem is None:
-                    _record(manifest, key, group, generator.model_id)
-                for outcome in group:
-                    outcome.status = ShotStatus.GENERATED if problem is None else ShotStatus.FAILED
-                    outcome.message = problem or ""
-                progress.finish(i, problem is None)
-
-            generator.run(job_list, progress.update, finished)
-            for _, group in batch:  # a generator that forgot a job: never leave it looking pending
-                for outcome in group:
-                    if outcome.status is ShotStatus.PENDING:
-                        outcome.status, outcome.message = ShotStatus.FAILED, "no result"
-    finally:
-        progress.close()
+    planned = [PlannedResult(key, group[0].shot.name, _job(group[0])) for key, group in by_key.items()]
+    reused = sum(o.status is ShotStatus.REUSED for o in outcomes)
+    problems = generate_and_record(planned, generator, manifest, jobs, progress, reused=reused)
+    for key, group in by_key.items():
+        for outcome in group:
+            problem = problems[key]
+            outcome.status = ShotStatus.GENERATED if problem is None else ShotStatus.FAILED
+            outcome.message = problem or ""
 
 
 def _job(outcome: ShotOutcome) -> ShotJob:
@@ -419,38 +369,6 @@ def _job(outcome: ShotOutcome) -> ShotJob:
         seed=outcome.seed,
         output=outcome.wav,
     )
-
-
-def _short_result(wav: Path | None, media_range_s: tuple[float, float] | None) -> str | None:
-    """Why a returned result cannot stand for its shot (unreadable, or shorter than its media range),
-    or None: the new track's clip claims the shot's whole length."""
-    import soundfile
-
-    assert wav is not None and media_range_s is not None
-    needed_s = media_range_s[1] - media_range_s[0]
-    try:
-        info = soundfile.info(str(wav))
-    except (RuntimeError, OSError) as exc:  # soundfile reports unreadable files as RuntimeError
-        return f"the result {wav.name} cannot be read: {exc}"
-    seconds = info.frames / info.samplerate
-    if seconds < needed_s - _SHORT_RESULT_S:
-        return f"the result {wav.name} holds {seconds:.3f} s of audio; the shot needs {needed_s:.3f} s"
-    return None
-
-
-def _record(manifest: FillManifest, key: str, group: list[ShotOutcome], model: str) -> None:
-    first = group[0]
-    assert first.wav is not None and first.media_range_s is not None and first.seed is not None
-    start_s, end_s = first.media_range_s
-    result = ShotResult(first.wav.name, file_sha256(first.wav), first.seed, model, end_s - start_s)
-    manifest.record(key, result)
-
-
-def _message(error: Exception) -> str:
-    if isinstance(error, JobFailed):
-        return f"daemon: {error.code}: {error.message}"
-    text = str(error) or type(error).__name__
-    return text if not text.startswith(("[Errno", "Errno")) else f"{type(error).__name__}: {text}"
 
 
 def _output_timeline(
