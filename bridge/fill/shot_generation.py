@@ -89,6 +89,7 @@ def generate_and_record(
             def finished(i: int, error: Exception | None, batch: Sequence[PlannedResult] = batch) -> None:
                 item = batch[i]
                 needed_s = item.job.end_s - item.job.start_s
+                problem: str | None
                 if error is not None:
                     problem = job_error_message(error)
                 else:
