@@ -143,7 +143,16 @@ class LocalGenerator:
                 raise GeneratorUnavailable(f"cannot load {self.model_id}: {exc}") from exc
         return self._engine
 
-    def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
+    def run(
+        self,
+        jobs: Sequence[ShotJob],
+        progress: ProgressCallback,
+        finished: FinishedCallback,
+        *,
+        cancelled: Callable[[int], bool] | None = None,
+    ) -> None:
+        """As `ShotGenerator.run`; ``cancelled(i)`` (checked between decoder steps) stops job ``i``, which
+        then ends with a ``cancelled`` `ShotFailed` and writes nothing (a Ray actor told to stop)."""
         engine = self.engine()
         extra = engine_options(self.settings)
         specs = [
@@ -170,7 +179,7 @@ class LocalGenerator:
                 reported.add(i)  # the pipeline reports "write" 1.0 once the file is in place
                 finished(i, None)
 
-        outcomes = engine.run_batch(specs, on_progress, lambda i: False)
+        outcomes = engine.run_batch(specs, on_progress, cancelled or (lambda i: False))
         for i, outcome in enumerate(outcomes):
             if i not in reported:
                 error = None if isinstance(outcome, JobDone) else ShotFailed(outcome.code, outcome.message)
