@@ -146,3 +146,45 @@ def add_token_argument(
 ) -> None:
     """``--token``: the daemon's shared secret; the caller falls back to ``$VISAGE_TOKEN``."""
     parser.add_argument("--token", default=None, help=help)
+
+
+def add_ray_arguments(parser: Container) -> None:
+    """``--ray ADDRESS`` and the actors' sizes: generation spread over a Ray cluster's actors, each of
+    which loads the model once (`visage.bridge.cluster`)."""
+    group = parser.add_argument_group("Ray cluster (pip install 'visage[ray]')")
+    group.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="generate on Ray: local (start Ray here), auto (the cluster this machine joined with "
+        "`ray start`), ray://HOST:10001 (Ray Client); every node must see the media and output folders "
+        "at the same paths",
+    )
+    group.add_argument(
+        "--ray-gpus-per-actor",
+        type=float,
+        default=None,
+        metavar="G",
+        help="GPUs each actor holds (0.5: two share one); default 1 when the cluster has GPUs; 0: CPU actors",
+    )
+    group.add_argument(
+        "--ray-cpus-per-actor",
+        type=float,
+        default=1.0,
+        metavar="C",
+        help="CPUs each actor holds (its torch threads on a CPU actor)",
+    )
+    group.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N actors; default: as many as the cluster's GPUs (or CPUs) hold",
+    )
+    group.add_argument(
+        "--ray-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="times a shot is retried on another actor when its actor or node dies; then it fails alone",
+    )
