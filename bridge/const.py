@@ -26,6 +26,7 @@ MAX_MESSAGES_PER_PACKET = 32  # messages in one OSC bundle
 MAX_PATH_BYTES = 1024  # UTF-8 bytes of a path argument; keeps `done` (two paths) under MAX_REPLY_BYTES
 MAX_OPTIONS_JSON_BYTES = 4096
 MAX_JOB_ID_CHARS = 64
+MAX_GROUP_CHARS = 200  # option `group` (a run's id) and `group_label`, characters each
 MAX_ERROR_MESSAGE_CHARS = 400  # error replies are truncated to this
 MAX_PENDING_JOBS = 10_000  # accepted + queued + running; beyond it `generate` gets `queue_full`
 MIN_TOKEN_CHARS = 16

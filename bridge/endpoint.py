@@ -195,7 +195,7 @@ class Endpoint:
             waiting, running = self._queue.counts()
             return Pong(const.PROTOCOL_VERSION, self._model_id, self._device, waiting, running)
         if isinstance(request, Generate):
-            return self._generate(request, target)
+            return self.generate(request, target)
         if isinstance(request, Cancel):
             owner = self._routes.route_for(self._queue.get(request.job_id))
             reply, emitted = self._queue.cancel(request.job_id)
@@ -204,7 +204,15 @@ class Endpoint:
             return self._queue.latest_event(request.job_id)
         raise AssertionError(f"unhandled request {request!r}")
 
-    def _generate(self, request: Generate, target: ReplyRoute) -> Reply | None:
+    def generate(self, request: Generate, target: ReplyRoute, *, source: str = "osc") -> Reply | None:
+        """Check, resolve and queue a decoded `generate` (OSC, or the web page as ``source``).
+
+        Returns:
+            None for a new job (the queue emitted `accepted`), else the job's current event.
+
+        Raises:
+            RequestError: the request is refused (path rules, outputs, queue full, duplicate id).
+        """
         job_id = request.job_id or uuid.uuid4().hex
         try:
             spec = self._spec(request, job_id)
@@ -224,6 +232,10 @@ class Endpoint:
             reply_host=persisted[0] if persisted else None,
             reply_port=persisted[1] if persisted else None,
             use_cache=request.options.use_cache,
+            source=source,
+            group=request.options.group,
+            group_label=request.options.group_label,
+            group_total=request.options.group_total,
         )
         stored, created = self._queue.submit(job, target)
         if created:

@@ -3,7 +3,9 @@
 Handlers submit, cancel and query; the worker prepares, takes batches and finishes jobs. Every state
 change goes through `JobStore` (so it survives a crash) under one lock, and every event a job produces
 (accepted, progress, exactly one done/error) is handed to the `EventSink` under that lock too, so a
-client never sees `progress` before `accepted`. No sockets and no engine here.
+client never sees `progress` before `accepted`. Watchers (the web page) get every event too, and the
+state changes that send no OSC event (accepted -> queued, running -> queued). No sockets and no engine
+here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class EventSink(Protocol):
         """Deliver one event of ``job``; must not raise and should not block for long."""
 
 
+JobWatcher = Callable[[Job, Reply | None], None]
+"""Sees every change of a job: with its OSC event, or None for a change that sends none (called under the
+queue's lock: it must return quickly and not raise)."""
+
+
 class JobQueue:
     """See the module docstring.
 
@@ -51,6 +58,33 @@ class JobQueue:
         self._work_hint = True  # something may be ready for the worker
         self._cancel_requested: set[str] = set()
         self._progress: dict[str, tuple[float, str, float]] = {}  # running job -> (fraction, stage, sent at)
+        self._watchers: list[JobWatcher] = []
+
+    def watch(self, watcher: JobWatcher) -> None:
+        """Hand every later change of every job to ``watcher`` too."""
+        with self._cond:
+            self._watchers.append(watcher)
+
+    def unwatch(self, watcher: JobWatcher) -> None:
+        with self._cond:
+            self._watchers.remove(watcher)
+
+    def _emit(self, job: Job, reply: Reply) -> None:
+        self._events.emit(job, reply)
+        self._notify(job, reply)
+
+    def _notify(self, job: Job, reply: Reply | None) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(job, reply)
+            except Exception:  # a watcher's bug must not fail the job or the request
+                log.exception("job watcher failed on %s", job.id)
+
+    def progress_of(self, job_id: str) -> tuple[float, str] | None:
+        """(fraction, stage) of a running job, else None."""
+        with self._cond:
+            found = self._progress.get(job_id)
+            return None if found is None else found[:2]
 
     # -- request side ------------------------------------------------------------------------------
 
@@ -78,7 +112,7 @@ class JobQueue:
                 self._events.bind(job.id, route)
                 return dup.existing, False
             self._events.bind(job.id, route)
-            self._events.emit(stored, Accepted(stored.id, self._store.queue_ahead(stored)))
+            self._emit(stored, Accepted(stored.id, self._store.queue_ahead(stored)))
             self._work_hint = True
             self._cond.notify_all()
             return stored, True
@@ -161,7 +195,7 @@ class JobQueue:
         with self._cond:
             job = self._store.get(job_id)
             if job is not None and job.state is JobState.ACCEPTED:
-                self._store.transition(job_id, JobState.QUEUED, cache_key=cache_key)
+                self._notify(self._store.transition(job_id, JobState.QUEUED, cache_key=cache_key), None)
                 self._work_hint = True
 
     def take_batch(self, key: Callable[[Job], Hashable], max_batch: int) -> list[Job]:
@@ -176,7 +210,7 @@ class JobQueue:
                 )
                 self._progress[job.id] = (0.0, "running", 0.0)
                 running.append(moved)
-                self._events.emit(moved, Progress(job.id, 0.0, "running"))
+                self._emit(moved, Progress(job.id, 0.0, "running"))
             return running
 
     def record_batch(self, job_ids: list[str]) -> None:
@@ -199,7 +233,7 @@ class JobQueue:
             if due:
                 job = self._store.get(job_id)
                 if job is not None:
-                    self._events.emit(job, Progress(job_id, fraction, stage))
+                    self._emit(job, Progress(job_id, fraction, stage))
 
     def is_cancel_requested(self, job_id: str) -> bool:
         with self._cond:
@@ -224,7 +258,7 @@ class JobQueue:
         """running -> queued (interrupted by shutdown; it runs again on the next start)."""
         with self._cond:
             self._progress.pop(job_id, None)
-            self._store.transition(job_id, JobState.QUEUED)
+            self._notify(self._store.transition(job_id, JobState.QUEUED), None)
             self._work_hint = True
 
     def _finish(self, job: Job, state: JobState, **changes: object) -> None:
@@ -239,4 +273,4 @@ class JobQueue:
         log.info(
             "job %s %s%s", job.id, state.value, f" ({finished.error_code})" if finished.error_code else ""
         )
-        self._events.emit(finished, self._event_for(finished))
+        self._emit(finished, self._event_for(finished))

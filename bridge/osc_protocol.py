@@ -92,7 +92,10 @@ class GenerateOptions:
 
     JSON keys: ``guidance``, ``seed``, ``sample_rate``, ``direction_curve``, ``output`` (a .wav file),
     ``output_dir`` (a folder; the file name is derived from the media and job id), ``overwrite`` (true =
-    an existing output may be replaced), ``cache`` (false = always recompute).
+    an existing output may be replaced), ``cache`` (false = always recompute), ``group`` (the id of a run
+    the job belongs to, e.g. ``fill:<edit>:<run id>``), ``group_label`` (its name for people) and
+    ``group_total`` (its number of jobs): the web page shows a group as one line. The group options
+    are stored with the job, not handed to the engine, so they change neither the audio nor its cache key.
     """
 
     guidance: float = const.DEFAULT_GUIDANCE
@@ -103,6 +106,9 @@ class GenerateOptions:
     output_dir: str | None = None
     use_cache: bool = True
     overwrite: bool = False
+    group: str | None = None
+    group_label: str | None = None
+    group_total: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -114,7 +120,7 @@ class GenerateOptions:
             obj["seed"] = self.seed
         if self.sample_rate != const.DEFAULT_SAMPLE_RATE_HZ:
             obj["sample_rate"] = self.sample_rate
-        for key in ("direction_curve", "output", "output_dir"):
+        for key in ("direction_curve", "output", "output_dir", "group", "group_label", "group_total"):
             if getattr(self, key) is not None:
                 obj[key] = getattr(self, key)
         if not self.use_cache:
@@ -352,6 +358,18 @@ def _options_path(obj: Mapping[str, Any], key: str) -> str | None:
     return check_path_shape(value, f"option {key!r}")
 
 
+def _options_text(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= const.MAX_GROUP_CHARS:
+        raise RequestError(
+            ErrorCode.BAD_OPTIONS,
+            f"option {key!r} must be 1..{const.MAX_GROUP_CHARS} characters, got {value!r}",
+        )
+    return value
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -393,6 +411,10 @@ def parse_options(text: str) -> GenerateOptions:
     output = _options_path(obj, "output")
     output_dir = _options_path(obj, "output_dir")
     direction_curve = _options_path(obj, "direction_curve")
+    group, group_label = _options_text(obj, "group"), _options_text(obj, "group_label")
+    group_total = _options_int(obj, "group_total")
+    if group_total is not None and not 0 <= group_total <= _INT32_MAX:
+        raise RequestError(ErrorCode.BAD_OPTIONS, f"option 'group_total' must be in [0, {_INT32_MAX}]")
     if output is not None and output_dir is not None:
         raise RequestError(ErrorCode.BAD_OPTIONS, "give either option 'output' or 'output_dir', not both")
     bad = _unencodable_at(json.dumps(obj, ensure_ascii=False))
@@ -409,6 +431,9 @@ def parse_options(text: str) -> GenerateOptions:
         "output_dir",
         "cache",
         "overwrite",
+        "group",
+        "group_label",
+        "group_total",
     }
     return GenerateOptions(
         guidance=const.DEFAULT_GUIDANCE if guidance is None else guidance,
@@ -419,6 +444,9 @@ def parse_options(text: str) -> GenerateOptions:
         output_dir=output_dir,
         use_cache=use_cache,
         overwrite=overwrite,
+        group=group,
+        group_label=group_label,
+        group_total=group_total,
         extra={k: v for k, v in obj.items() if k not in known},
     )
 
