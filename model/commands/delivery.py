@@ -30,6 +30,18 @@ def add_binaural_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="SimpleFreeFieldHRIR SOFA file to use instead of the built-in spherical head (needs h5py)",
     )
+    parser.add_argument(
+        "--renderer",
+        choices=["spherical-head", "youtube"],
+        default="spherical-head",
+        help="spherical-head: the built-in head (or --sofa); youtube: the decoder YouTube plays 360° with",
+    )
+    parser.add_argument(
+        "--youtube-filters",
+        default=None,
+        metavar="DIR",
+        help="folder of binaural_decoder_{0,1,2,3}.wav for --renderer youtube; unset: the copies shipped",
+    )
     add_force_argument(parser)
 
 
@@ -42,6 +54,8 @@ def run_binaural(args: argparse.Namespace) -> int:
             args.output,
             listener=_direction(args),
             sofa=args.sofa,
+            renderer=args.renderer,
+            youtube_filters=args.youtube_filters,
             overwrite=args.force,
         )
     except Exception as exc:  # every failure is one line naming the file or argument
@@ -49,9 +63,10 @@ def run_binaural(args: argparse.Namespace) -> int:
     loudness = ""
     if written.loudness is not None and written.loudness.binaural_lufs is not None:
         loudness = f", {written.loudness.binaural_lufs:.1f} LUFS"
+    renderer = " through YouTube's decoder" if args.renderer == "youtube" else ""
     print(
         f"wrote {written.path} ({written.num_frames / written.sample_rate:.3f} s, {written.sample_rate} Hz, "
-        f"binaural, listener yaw {written.listener.yaw_deg:g} pitch {written.listener.pitch_deg:g}"
+        f"binaural{renderer}, listener yaw {written.listener.yaw_deg:g} pitch {written.listener.pitch_deg:g}"
         f"{loudness}) and {written.sidecar.name}"
     )
     return 0

@@ -8,6 +8,11 @@ By default the listener faces the camera direction recorded in the result's side
 camera sees is heard in front, as a viewer of the clip would; without one the listener faces the
 front of the sound field (yaw 0, pitch 0). The preview is 24-bit PCM at the result's rate; if the
 render would clip, it is scaled down as a whole (the gain is recorded).
+
+Two renderers (``PREVIEW_RENDERERS``): ``spherical-head``, the project's own virtual-loudspeaker decode
+(or measured HRTFs from a SOFA file), and ``youtube``, the first-order binaural decoder YouTube plays
+360° videos through (``visage.model.audio.youtube_binaural``; its 48 kHz filters are resampled to the
+result's rate with soxr, their gain kept).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from visage.model.audio.binaural import (
 )
 from visage.model.audio.loudness import Loudness, measure_loudness_if_possible
 from visage.model.audio.sofa import read_sofa
+from visage.model.audio.youtube_binaural import symmetric_decoder
+from visage.model.audio.youtube_filters import DESCRIPTION as YOUTUBE_DECODER
+from visage.model.audio.youtube_filters import SHIPPED_FILTERS, read_youtube_filters
 from visage.model.features.direction import CameraDirection
 from visage.model.files import result_files as rf
 from visage.model.files.audio_io import read_ambix, resample
@@ -43,6 +51,8 @@ from visage.model.files.result_files import sidecar_path
 from .result_context import read_result_context
 
 ANALYTIC_HRTF = "spherical head (Brown-Duda shadow, Woodworth delay, rear pinna shelf)"
+SPHERICAL_HEAD, YOUTUBE = "spherical-head", "youtube"
+PREVIEW_RENDERERS = (SPHERICAL_HEAD, YOUTUBE)  # the first is the default
 _PEAK_LIMIT = 10 ** (-0.1 / 20)  # -0.1 dBFS
 
 
@@ -56,7 +66,7 @@ class WrittenPreview:
         sample_rate: in Hz.
         num_frames: samples per channel (the result's length).
         listener: the direction the listener faces.
-        hrtf: the analytic head's description, or the SOFA file's path.
+        hrtf: the renderer's description (analytic head, SOFA file's path, YouTube's decoder).
         gain_db: gain applied to avoid clipping (0 or negative).
         loudness: of the result's W channel and of the preview; None without pyloudnorm.
     """
@@ -71,12 +81,28 @@ class WrittenPreview:
     loudness: Loudness | None
 
 
-def load_decoder(sample_rate: int, sofa: str | os.PathLike[str] | None = None) -> BinauralDecoder:
-    """Binaural filters at ``sample_rate``: the analytic head, or a SOFA file's HRIRs (resampled).
+def load_decoder(
+    sample_rate: int,
+    sofa: str | os.PathLike[str] | None = None,
+    *,
+    renderer: str = SPHERICAL_HEAD,
+    youtube_filters: str | os.PathLike[str] | None = None,
+) -> BinauralDecoder:
+    """Binaural filters at ``sample_rate``: the analytic head, a SOFA file's HRIRs, or YouTube's decoder.
+
+    Args:
+        sample_rate: of the audio to render, in Hz; measured filters are resampled to it.
+        sofa: a SimpleFreeFieldHRIR file (spherical-head renderer only).
+        renderer: one of ``PREVIEW_RENDERERS``.
+        youtube_filters: folder of ``binaural_decoder_{0..3}.wav`` (youtube renderer; default: shipped).
 
     Raises:
-        SofaError, BinauralError: an unusable SOFA file; ModuleNotFoundError without h5py.
+        ValueError: an unknown renderer, or options of the other renderer.
+        SofaError, BinauralError: unusable SOFA or filter files; ModuleNotFoundError without h5py.
     """
+    check_renderer(renderer, sofa=sofa, youtube_filters=youtube_filters)
+    if renderer == YOUTUBE:
+        return youtube_decoder(sample_rate, youtube_filters)
     if sofa is None:
         return binaural_decoder(spherical_head_hrtfs(*cube_layout(), sample_rate))
     hrirs = read_sofa(Path(sofa))
@@ -87,6 +113,46 @@ def load_decoder(sample_rate: int, sofa: str | os.PathLike[str] | None = None) -
             m, ears, -1
         )
     return binaural_decoder(hrtfs_from_hrirs(impulses, hrirs.azimuths, hrirs.elevations, sample_rate))
+
+
+def check_renderer(
+    renderer: str,
+    *,
+    sofa: str | os.PathLike[str] | None = None,
+    youtube_filters: str | os.PathLike[str] | None = None,
+) -> None:
+    """Refuse an unknown renderer, or a SOFA file / filter folder given to the renderer that ignores it."""
+    if renderer not in PREVIEW_RENDERERS:
+        raise ValueError(f"preview renderer must be one of {', '.join(PREVIEW_RENDERERS)}, got {renderer!r}")
+    if sofa is not None and renderer != SPHERICAL_HEAD:
+        raise ValueError(f"a SOFA file replaces the {SPHERICAL_HEAD} renderer's HRTFs, not {renderer}'s")
+    if youtube_filters is not None and renderer != YOUTUBE:
+        raise ValueError(f"YouTube decoder filters are only used by the {YOUTUBE} renderer, not {renderer}")
+
+
+def youtube_decoder(sample_rate: int, folder: str | os.PathLike[str] | None = None) -> BinauralDecoder:
+    """YouTube's decoder at ``sample_rate``: its filters resampled with soxr when the rates differ.
+
+    A resampled impulse response is scaled by ``from / to`` so the filter's gain (Σ taps at 0 Hz, and
+    its whole response below the lower Nyquist) stays the same.
+    """
+    read = read_youtube_filters(folder)
+    filters = read.filters
+    if read.sample_rate != sample_rate:
+        filters = resample(filters, read.sample_rate, sample_rate) * (read.sample_rate / sample_rate)
+    return symmetric_decoder(filters, sample_rate)
+
+
+def renderer_description(
+    renderer: str,
+    sofa: str | os.PathLike[str] | None = None,
+    youtube_filters: str | os.PathLike[str] | None = None,
+) -> str:
+    """The preview sidecar's ``hrtf``: the analytic head, a SOFA file or YouTube's decoder."""
+    if renderer == YOUTUBE:
+        folder = Path(youtube_filters).resolve() if youtube_filters is not None else SHIPPED_FILTERS
+        return f"{YOUTUBE_DECODER}, filters from {folder}"
+    return ANALYTIC_HRTF if sofa is None else str(Path(sofa).resolve())
 
 
 def render_preview(
@@ -114,7 +180,7 @@ class RenderedPreview:
         stereo: ``[2, N]`` float32, left and right.
         sample_rate: in Hz.
         listener: the direction the listener faces.
-        hrtf: the analytic head's description, or the SOFA file's path.
+        hrtf: the renderer's description (analytic head, SOFA file's path, YouTube's decoder).
         gain_db: gain applied to avoid clipping (0 or negative).
         loudness: of the AmbiX W channel and of the preview; None without pyloudnorm.
     """
@@ -133,16 +199,19 @@ def render_binaural_preview(
     listener: CameraDirection,
     *,
     sofa: str | os.PathLike[str] | None = None,
+    renderer: str = SPHERICAL_HEAD,
+    youtube_filters: str | os.PathLike[str] | None = None,
 ) -> RenderedPreview:
     """Render ``[4, N]`` AmbiX for a listener facing ``listener`` and meter both signals.
 
     Raises:
-        SofaError, BinauralError, ModuleNotFoundError: the SOFA file cannot be used.
+        ValueError: an unknown renderer, or options of the other renderer.
+        SofaError, BinauralError, ModuleNotFoundError: the SOFA file or filter folder cannot be used.
     """
-    decoder = load_decoder(sample_rate, sofa)
+    decoder = load_decoder(sample_rate, sofa, renderer=renderer, youtube_filters=youtube_filters)
     stereo, gain_db = render_preview(foa, decoder, listener)
     loudness = measure_loudness_if_possible(foa, sample_rate, stereo)
-    hrtf = ANALYTIC_HRTF if sofa is None else str(Path(sofa).resolve())
+    hrtf = renderer_description(renderer, sofa, youtube_filters)
     return RenderedPreview(stereo, sample_rate, listener, hrtf, gain_db, loudness)
 
 
@@ -211,6 +280,8 @@ def write_binaural_preview(
     *,
     listener: CameraDirection | None = None,
     sofa: str | os.PathLike[str] | None = None,
+    renderer: str = SPHERICAL_HEAD,
+    youtube_filters: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> WrittenPreview:
     """Render an AmbiX result file to a binaural preview WAV (+ ``.wav.json`` sidecar), atomically.
@@ -220,6 +291,8 @@ def write_binaural_preview(
         output: the stereo WAV to write (default ``preview_path(result_wav)``).
         listener: direction the listener faces (default: the camera in the result's sidecar, else 0, 0).
         sofa: a SimpleFreeFieldHRIR SOFA file to use instead of the analytic head.
+        renderer: one of ``PREVIEW_RENDERERS`` (default the spherical head).
+        youtube_filters: folder of YouTube's decoder filters (default the shipped copies).
         overwrite: replace existing files.
 
     Returns:
@@ -228,11 +301,15 @@ def write_binaural_preview(
     Raises:
         FileNotFoundError, ChannelCountError: the result cannot be read as AmbiX.
         OutputExistsError: the preview or its sidecar exists and ``overwrite`` is false.
-        SofaError, BinauralError, ModuleNotFoundError: the SOFA file cannot be used.
+        ValueError: an unknown renderer, or options of the other renderer.
+        SofaError, BinauralError, ModuleNotFoundError: the SOFA file or filter folder cannot be used.
     """
+    check_renderer(renderer, sofa=sofa, youtube_filters=youtube_filters)
     result_wav = Path(result_wav)
     path = check_preview_output(output or preview_path(result_wav), result_wav, overwrite=overwrite)
     foa, sample_rate = read_ambix(result_wav)
     listener = listener or read_result_context(result_wav).camera or CameraDirection(0.0, 0.0)
-    rendered = render_binaural_preview(foa, sample_rate, listener, sofa=sofa)
+    rendered = render_binaural_preview(
+        foa, sample_rate, listener, sofa=sofa, renderer=renderer, youtube_filters=youtube_filters
+    )
     return write_preview_file(path, rendered, result_wav, overwrite=overwrite)
