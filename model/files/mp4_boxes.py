@@ -8,14 +8,15 @@ moving every chunk offset in ``stco``/``co64`` by as much. These functions do th
 
 Box layout (ISO/IEC 14496-12 §4.2): ``<u32 size> <4-char type>``, where size 1 means a ``u64``
 size follows and size 0 means "to the end of the enclosing space"; all integers big-endian.
-Pure: bytes in, bytes out.
+Pure: bytes in, bytes out (``top_level_boxes`` alone reads headers from an open file).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 # Boxes whose payload is only child boxes (those on the way to sample entries and chunk offsets).
 CONTAINER_TYPES = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta"})
@@ -26,6 +27,7 @@ SOUND_ENTRY_TYPES = frozenset(
 )
 
 _SOUND_ENTRY_FIELDS = {0: 28, 1: 44, 2: 64}  # bytes before child boxes, by sound description version
+_VISUAL_ENTRY_FIELDS = 78  # ISO/IEC 14496-12 §12.1.3, the same in QuickTime
 _U32_MAX = 0xFFFFFFFF
 
 
@@ -93,6 +95,21 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[
         position = box.end
 
 
+def top_level_boxes(f: BinaryIO) -> Iterator[Box]:
+    """The top-level boxes of an open file, read header by header (media data is never loaded).
+
+    Raises:
+        BoxError: a header that is cut off or a size that overruns the file.
+    """
+    end = f.seek(0, os.SEEK_END)
+    position = 0
+    while position < end:
+        f.seek(position)
+        box = read_box_header(f.read(16), position, end)
+        yield box
+        position = box.end
+
+
 def children(data: bytes, box: Box) -> list[Box]:
     """The child boxes of a container box."""
     return list(iter_boxes(data, box.payload_start, box.end))
@@ -103,13 +120,14 @@ def find_first(data: bytes, box_type: bytes, start: int = 0, end: int | None = N
     return next((box for box in iter_boxes(data, start, end) if box.type == box_type), None)
 
 
-def sound_sample_entries(moov: bytes) -> list[tuple[list[Box], Box]]:
-    """Every sound sample entry of every audio track, with its ancestors from ``moov`` down to ``stsd``.
+def track_sample_entries(moov: bytes, handler: bytes) -> list[tuple[list[Box], Box]]:
+    """Every sample entry of every track with this handler type, with its ancestors down to ``stsd``.
 
-    An audio track is a ``trak`` whose ``mdia/hdlr`` handler type is ``soun``.
+    A track's handler type is the ``mdia/hdlr`` field: ``soun`` for audio, ``vide`` for video.
 
     Args:
         moov: the bytes of one ``moov`` box, header included.
+        handler: the 4-byte handler type.
 
     Returns:
         ``[(ancestors, entry)]``: ancestors are ``[moov, trak, mdia, minf, stbl, stsd]``.
@@ -122,20 +140,38 @@ def sound_sample_entries(moov: bytes) -> list[tuple[list[Box], Box]]:
     for trak in (b for b in children(moov, moov_box) if b.type == b"trak"):
         mdia = find_first(moov, b"mdia", trak.payload_start, trak.end)
         hdlr = mdia and find_first(moov, b"hdlr", mdia.payload_start, mdia.end)
-        if mdia is None or hdlr is None or moov[hdlr.payload_start + 8 : hdlr.payload_start + 12] != b"soun":
+        if mdia is None or hdlr is None or moov[hdlr.payload_start + 8 : hdlr.payload_start + 12] != handler:
             continue
         path = [moov_box, trak, mdia]
         for box_type in (b"minf", b"stbl", b"stsd"):
             parent = path[-1]
             child = find_first(moov, box_type, parent.payload_start, parent.end)
             if child is None:
-                raise BoxError(f"audio track at offset {trak.start} has no {box_type.decode()} box")
+                raise BoxError(f"track at offset {trak.start} has no {box_type.decode()} box")
             path.append(child)
         stsd = path[-1]
+        if stsd.size < stsd.header_size + 8:
+            raise BoxError(f"stsd box at offset {stsd.start} is too short")
         for entry in iter_boxes(moov, stsd.payload_start + 8, stsd.end):  # after version/flags, count
-            if entry.type in SOUND_ENTRY_TYPES:
-                found.append((path, entry))
+            found.append((path, entry))
     return found
+
+
+def sound_sample_entries(moov: bytes) -> list[tuple[list[Box], Box]]:
+    """Every PCM, AAC or Opus sample entry of every audio track (see ``track_sample_entries``)."""
+    return [
+        (path, entry)
+        for path, entry in track_sample_entries(moov, b"soun")
+        if entry.type in SOUND_ENTRY_TYPES
+    ]
+
+
+def visual_entry_children_start(entry: Box) -> int:
+    """Offset of the first child box of a video sample entry (``VisualSampleEntry``: 78 bytes of fields)."""
+    start = entry.payload_start + _VISUAL_ENTRY_FIELDS
+    if start > entry.end:
+        raise BoxError(f"video sample entry {entry.type!r} at offset {entry.start} is too short")
+    return start
 
 
 def sound_entry_children_start(data: bytes, entry: Box) -> int:
