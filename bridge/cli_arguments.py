@@ -148,6 +148,17 @@ def add_token_argument(
     parser.add_argument("--token", default=None, help=help)
 
 
+def add_daemon_argument(parser: Container, *, what: str = "shots") -> None:
+    """``--daemon auto|HOST:PORT|none``: generate ``what`` on a running `visage serve` daemon, or here."""
+    parser.add_argument(
+        "--daemon",
+        default="auto",
+        metavar="auto|HOST:PORT|none",
+        help=f"generate the {what} on a running `visage serve` daemon; auto = one if found, else in this "
+        "process",
+    )
+
+
 def add_ray_arguments(parser: Container) -> None:
     """``--ray ADDRESS`` and the actors' sizes: generation spread over a Ray cluster's actors, each of
     which loads the model once (`visage.bridge.cluster`)."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from visage.bridge.cli_arguments import (
     DEVICE_HELP,
+    add_daemon_argument,
     add_device_argument,
     add_direction_arguments,
     add_force_argument,
@@ -54,12 +55,7 @@ def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder searched (recursively) for media by file name, clip name or reel; repeatable",
     )
-    parser.add_argument(
-        "--daemon",
-        default="auto",
-        metavar="auto|HOST:PORT|none",
-        help="generate on a running `visage serve` daemon; auto = one if found, else in this process",
-    )
+    add_daemon_argument(parser)
     add_token_argument(parser)
     parser.add_argument("--jobs", type=int, default=4, help="shots generated together")
     parser.add_argument("--resume", action="store_true", help="keep intact results of an earlier run")
