@@ -134,9 +134,11 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
     return report.exit_code
 
 
-def choose_generator(args: argparse.Namespace, settings: GenerationSettings) -> ShotGenerator:
+def choose_generator(
+    args: argparse.Namespace, settings: GenerationSettings, *, command: str = "fill"
+) -> ShotGenerator:
     """A daemon generator (``--daemon``, or ``auto`` when one answers with the requested model) or a
-    local one."""
+    local one; ``command`` names the stage in what it prints."""
     from visage.bridge.client import DaemonUnavailable, find_daemon, parse_daemon
 
     from .generators import DaemonGenerator, LocalGenerator
@@ -154,18 +156,19 @@ def choose_generator(args: argparse.Namespace, settings: GenerationSettings) -> 
             if requested is None or daemon.model_id.split("@")[0] == requested:
                 where = f"{address.host}:{address.port}"
                 print(
-                    f"visage fill: generating on the daemon at {where} ({daemon.model_id})", file=sys.stderr
+                    f"visage {command}: generating on the daemon at {where} ({daemon.model_id})",
+                    file=sys.stderr,
                 )
                 return daemon
             if explicit:
                 raise ValueError(f"the daemon at {args.daemon} runs {daemon.model_id}, not {requested}")
             print(
-                f"visage fill: the daemon runs {daemon.model_id}, not {requested}; generating here",
+                f"visage {command}: the daemon runs {daemon.model_id}, not {requested}; generating here",
                 file=sys.stderr,
             )
     from visage.model.environment import quiet_libraries
 
-    quiet_libraries()  # the fill's own progress bars only
+    quiet_libraries()  # the stage's own progress bars only
     return LocalGenerator(settings, checkpoint=requested, device=args.device)
 
 
