@@ -1,0 +1,465 @@
+// The page's glue: session and token, the new-job form, live updates from /api/events, queue and result.
+
+import { ApiError, getJson, mediaUrl, openSession, postJson, postText, storeToken, storedToken, upload } from "./api.js";
+import { directionDial } from "./direction_dial.js";
+import { basename, clampPitch, directionWords, seconds, wrapYaw } from "./format.js";
+import { queueView } from "./queue_view.js";
+import { resultView } from "./result_view.js";
+
+const $ = (id) => document.getElementById(id);
+const RECONNECT_MS = 2000;
+
+// Form fields by the name the daemon gives in error.field.
+const FIELD_INPUTS = {
+  media: "media-path",
+  path: "media-path",
+  start_s: "start-s",
+  end_s: "end-s",
+  yaw_deg: "yaw-deg",
+  pitch_deg: "pitch-deg",
+  curve: "curve-file",
+  seed: "seed",
+  guidance_scale: "guidance-scale",
+  guidance_mode: "guidance-mode",
+  output: "output",
+};
+
+const state = {
+  session: null,
+  duration: null, // of the opened video, seconds
+  curvePath: null,
+  selectJob: null, // id of the job this page submitted last: shown in the result panel when it appears
+  events: null,
+  syncing: null, // events that arrived while the job list was being fetched
+};
+
+// ---------------------------------------------------------------- session and token
+
+function showTokenPanel(message) {
+  $("app").hidden = true;
+  $("token-panel").hidden = false;
+  $("token-error").textContent = message || "";
+  $("daemon-info").textContent = "Waiting for the access token.";
+  $("token").focus();
+}
+
+function handleUnauthorised(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    const hadToken = Boolean(storedToken());
+    storeToken("");
+    if (state.events) state.events.close();
+    showTokenPanel(hadToken ? "That token was not accepted. Check it and try again." : "");
+    return true;
+  }
+  return false;
+}
+
+async function start() {
+  let session;
+  try {
+    session = await openSession();
+  } catch (error) {
+    if (handleUnauthorised(error)) return;
+    $("daemon-info").textContent = `The daemon cannot be reached: ${error.message}. Is “visage serve” running?`;
+    $("daemon-info").classList.add("error");
+    setTimeout(start, RECONNECT_MS * 2);
+    return;
+  }
+  state.session = session;
+  $("daemon-info").classList.remove("error");
+  $("daemon-info").textContent = `Model ${session.model} · visage ${session.version}`;
+  $("token-panel").hidden = true;
+  $("app").hidden = false;
+  showAllowedDirs(session.allowed_dirs || []);
+  if (session.convention) $("convention").title = session.convention;
+  const defaults = session.defaults || {};
+  if (defaults.guidance_scale !== undefined && $("guidance-scale").value === "") $("guidance-scale").value = defaults.guidance_scale;
+  if (defaults.guidance_mode) $("guidance-mode").value = defaults.guidance_mode;
+  connectEvents();
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) return;
+  storeToken(token);
+  $("token").value = "";
+  $("token-error").textContent = "";
+  start();
+});
+
+function showAllowedDirs(dirs) {
+  const note = $("allowed-dirs");
+  note.replaceChildren();
+  if (!dirs.length) {
+    note.textContent = "The daemon reads videos from any folder.";
+    return;
+  }
+  note.append("Folders the daemon may read: ");
+  dirs.forEach((dir, i) => {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "chip";
+    chip.textContent = dir;
+    chip.title = "Start the path with this folder";
+    chip.addEventListener("click", () => {
+      const field = $("media-path");
+      field.value = dir.endsWith("/") ? dir : `${dir}/`;
+      field.focus();
+    });
+    note.append(chip);
+    if (i < dirs.length - 1) note.append(" ");
+  });
+}
+
+// ---------------------------------------------------------------- live updates
+
+const queue = queueView($("queue"), $("groups"), $("queue-empty"), {
+  cancel: cancelJob,
+  open: (id) => {
+    const job = queue.job(id);
+    if (job) {
+      result.show(job);
+      $("result").scrollIntoView({ behavior: "smooth", block: "nearest" });
+    }
+  },
+});
+
+const result = resultView({ renderSoundmap });
+
+function applyJob(job) {
+  queue.showJob(job);
+  if (state.selectJob === job.id) {
+    state.selectJob = null;
+    result.show(job);
+  } else result.update(job);
+}
+
+function onEvent(kind, data) {
+  if (state.syncing) state.syncing.push([kind, data]);
+  else if (kind === "job") applyJob(data);
+  else queue.showGroup(data);
+}
+
+async function resync() {
+  // Events are not replayed on connect: fetch the lists, then apply what arrived meanwhile if newer.
+  state.syncing = [];
+  try {
+    const [jobs, groups] = await Promise.all([getJson("/api/jobs"), getJson("/api/groups")]);
+    const pending = state.syncing;
+    state.syncing = null;
+    queue.replaceAll(jobs.jobs || [], groups.groups || []);
+    for (const job of jobs.jobs || []) result.update(job);
+    if (state.selectJob && queue.job(state.selectJob)) applyJob(queue.job(state.selectJob));
+    for (const [kind, data] of pending) {
+      const known = kind === "job" ? queue.job(data.id) : null;
+      if (known && known.updated_at > data.updated_at) continue;
+      onEvent(kind, data);
+    }
+  } catch (error) {
+    state.syncing = null;
+    if (!handleUnauthorised(error)) $("queue-empty").textContent = `The queue could not be loaded: ${error.message}`;
+  }
+}
+
+function setLive(text, live) {
+  $("live-status").textContent = text;
+  $("live-status").classList.toggle("on", live);
+}
+
+function connectEvents() {
+  if (state.events) state.events.close();
+  const events = new EventSource("/api/events");
+  state.events = events;
+  events.addEventListener("open", () => {
+    setLive("live", true);
+    resync();
+  });
+  events.addEventListener("job", (event) => onEvent("job", JSON.parse(event.data)));
+  events.addEventListener("group", (event) => onEvent("group", JSON.parse(event.data)));
+  events.addEventListener("error", () => {
+    setLive("reconnecting…", false);
+    if (events.readyState === EventSource.CLOSED && state.events === events) {
+      // The daemon refused the stream (restart, expired session): a new session, then a new stream.
+      state.events = null;
+      setTimeout(start, RECONNECT_MS);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- 1. video
+
+function setFieldError(inputId, message) {
+  const input = $(inputId);
+  if (!input) return;
+  input.setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+function clearFieldErrors() {
+  for (const input of document.querySelectorAll("#job-form [aria-invalid]")) input.removeAttribute("aria-invalid");
+  $("form-error").textContent = "";
+}
+
+async function openMedia() {
+  const path = $("media-path").value.trim();
+  const info = $("media-info");
+  info.classList.remove("error");
+  setFieldError("media-path", "");
+  state.duration = null;
+  if (!path) return;
+  info.textContent = "Opening…";
+  try {
+    const probe = await getJson(`/api/probe?path=${encodeURIComponent(path)}`);
+    state.duration = Number(probe.duration_s) || null;
+    info.textContent = `${basename(path)}: ${seconds(probe.duration_s)}, ${probe.width}×${probe.height}, ${Math.round(probe.fps * 100) / 100} fps`;
+    $("media-preview").src = mediaUrl(path);
+    $("start-s").max = String(state.duration ?? "");
+    $("end-s").max = String(state.duration ?? "");
+    if (state.duration && ($("end-s").value === "" || Number($("end-s").value) > state.duration)) {
+      $("end-s").value = String(Math.min(state.duration, 10));
+    }
+    $("range-info").textContent = `Scrub the preview, then “Set in” and “Set out” (the video is ${seconds(state.duration)} long).`;
+  } catch (error) {
+    if (handleUnauthorised(error)) return;
+    info.textContent = `${error.message}`;
+    info.classList.add("error");
+    setFieldError("media-path", error.message);
+    $("media-preview").removeAttribute("src");
+  }
+}
+
+$("media-load").addEventListener("click", openMedia);
+$("media-path").addEventListener("change", openMedia);
+$("media-path").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    event.preventDefault(); // Enter opens the video; it does not submit the job
+    openMedia();
+  }
+});
+
+async function uploadFile(file) {
+  const limit = state.session?.upload_limit_bytes;
+  const status = $("upload-status");
+  const text = $("upload-text");
+  status.hidden = false;
+  text.classList.remove("error");
+  if (limit && file.size > limit) {
+    text.textContent = `${file.name} is ${(file.size / 1e6).toFixed(1)} MB; this daemon takes uploads up to ${(limit / 1e6).toFixed(0)} MB. Put the file in one of its folders and type its path instead.`;
+    text.classList.add("error");
+    return;
+  }
+  $("upload-progress").value = 0;
+  text.textContent = `Uploading ${file.name}…`;
+  try {
+    const uploaded = await upload(file, (fraction) => {
+      $("upload-progress").value = fraction;
+      text.textContent = `Uploading ${file.name}: ${Math.round(fraction * 100)} %`;
+    });
+    $("upload-progress").value = 1;
+    text.textContent = `Uploaded ${file.name}.`;
+    $("media-path").value = uploaded.path;
+    await openMedia();
+  } catch (error) {
+    if (handleUnauthorised(error)) return;
+    text.textContent = `Upload failed: ${error.message}`;
+    text.classList.add("error");
+  }
+}
+
+$("upload-input").addEventListener("change", () => {
+  const file = $("upload-input").files[0];
+  if (file) uploadFile(file);
+  $("upload-input").value = "";
+});
+
+const dropZone = $("drop-zone");
+for (const name of ["dragenter", "dragover"]) {
+  dropZone.addEventListener(name, (event) => {
+    event.preventDefault();
+    dropZone.classList.add("dragging");
+  });
+}
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("dragging");
+  const file = event.dataTransfer.files[0];
+  if (file) uploadFile(file);
+});
+// A file dropped beside the zone must not replace the page.
+window.addEventListener("dragover", (event) => event.preventDefault());
+window.addEventListener("drop", (event) => event.preventDefault());
+
+// ---------------------------------------------------------------- 2. range
+
+function roundTime(t) {
+  return Math.round(t * 100) / 100;
+}
+
+$("set-in").addEventListener("click", () => {
+  $("start-s").value = String(roundTime($("media-preview").currentTime || 0));
+});
+$("set-out").addEventListener("click", () => {
+  $("end-s").value = String(roundTime($("media-preview").currentTime || 0));
+});
+for (const id of ["start-s", "end-s"]) {
+  // typing a time scrubs the preview to it
+  $(id).addEventListener("change", () => {
+    const t = Number($(id).value);
+    if ($(id).value !== "" && Number.isFinite(t) && $("media-preview").getAttribute("src")) $("media-preview").currentTime = t;
+  });
+}
+
+// ---------------------------------------------------------------- 3. direction
+
+function showDirection(yaw, pitch) {
+  $("direction-words").textContent = `Camera looks ${directionWords(yaw, pitch).replace(/^front$/, "to the front")}`;
+}
+
+const dial = directionDial($("yaw-dial"), $("pitch-dial"), (yaw, pitch) => {
+  $("yaw-deg").value = String(yaw);
+  $("pitch-deg").value = String(pitch);
+  showDirection(yaw, pitch);
+});
+
+for (const id of ["yaw-deg", "pitch-deg"]) {
+  $(id).addEventListener("input", () => {
+    const yaw = Number($("yaw-deg").value) || 0;
+    const pitch = Number($("pitch-deg").value) || 0;
+    dial.set(yaw, pitch);
+    showDirection(yaw, pitch);
+  });
+}
+showDirection(0, 0);
+
+function setCurve(path, name) {
+  state.curvePath = path;
+  $("curve-clear").hidden = !path;
+  dial.setEnabled(!path);
+  $("yaw-deg").disabled = Boolean(path);
+  $("pitch-deg").disabled = Boolean(path);
+  $("curve-info").classList.remove("error");
+  $("curve-info").textContent = path ? `Using the curve ${name}: the camera follows it; the fixed direction above is ignored.` : "";
+}
+
+$("curve-file").addEventListener("change", async () => {
+  const file = $("curve-file").files[0];
+  if (!file) return setCurve(null);
+  try {
+    const saved = await postText("/api/curves", await file.text());
+    setCurve(saved.path, file.name);
+  } catch (error) {
+    if (handleUnauthorised(error)) return;
+    setCurve(null);
+    $("curve-file").value = "";
+    $("curve-info").textContent = `${file.name}: ${error.message}`;
+    $("curve-info").classList.add("error");
+  }
+});
+$("curve-clear").addEventListener("click", () => {
+  $("curve-file").value = "";
+  setCurve(null);
+});
+
+// ---------------------------------------------------------------- submit
+
+/** The request body, or a [field, message] pair naming what is wrong. */
+function jobRequest() {
+  const media = $("media-path").value.trim();
+  if (!media) return [["media-path", "Choose a video first: type its path or drop a file."]];
+  const start = Number($("start-s").value || 0);
+  const endText = $("end-s").value.trim();
+  const end = endText === "" ? null : Number(endText);
+  if (!Number.isFinite(start) || start < 0) return [["start-s", "The start must be a number of seconds, 0 or more."]];
+  if (end !== null && !Number.isFinite(end)) return [["end-s", "The end must be a number of seconds, or empty for the whole video."]];
+  if (end !== null && end <= start) return [["end-s", `The end (${end} s) must come after the start (${start} s).`]];
+  if (state.duration && start >= state.duration) return [["start-s", `The start must be before the end of the video (${seconds(state.duration)}).`]];
+  const yaw = Number($("yaw-deg").value || 0);
+  const pitch = Number($("pitch-deg").value || 0);
+  if (!Number.isFinite(yaw) || Math.abs(yaw) > 360) return [["yaw-deg", "Yaw must be between -360° and 360°."]];
+  if (!Number.isFinite(pitch) || Math.abs(pitch) > 90) return [["pitch-deg", "Pitch must be between -90° and 90°."]];
+  const seedText = $("seed").value.trim();
+  const seed = seedText === "" ? null : Number(seedText);
+  if (seed !== null && !Number.isInteger(seed)) return [["seed", "The seed must be a whole number, or empty for a random one."]];
+  const defaults = state.session?.defaults || {};
+  const scaleText = $("guidance-scale").value.trim();
+  const scale = scaleText === "" ? null : Number(scaleText);
+  if (scale !== null && !Number.isFinite(scale)) return [["guidance-scale", "The guidance scale must be a number."]];
+  const mode = $("guidance-mode").value;
+  return [
+    null,
+    {
+      media,
+      start_s: start,
+      end_s: end,
+      yaw_deg: wrapYaw(yaw),
+      pitch_deg: clampPitch(pitch),
+      curve: state.curvePath,
+      seed,
+      guidance_scale: scale === defaults.guidance_scale ? null : scale,
+      guidance_mode: mode === defaults.guidance_mode ? null : mode,
+      output: $("output").value.trim() || null,
+      preview: $("preview").checked,
+    },
+  ];
+}
+
+function showFormError(inputId, message) {
+  $("form-error").textContent = message;
+  if (inputId) {
+    setFieldError(inputId, message);
+    if ($(inputId).closest("details")) $("advanced").open = true;
+    $(inputId).focus();
+  }
+}
+
+$("job-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearFieldErrors();
+  const [problem, body] = jobRequest();
+  if (problem) return showFormError(...problem);
+  const button = $("submit");
+  button.disabled = true;
+  $("submit-info").textContent = "Sending…";
+  try {
+    const accepted = await postJson("/api/jobs", body);
+    state.selectJob = accepted.job_id;
+    const known = queue.job(accepted.job_id);
+    if (known) applyJob(known);
+    $("submit-info").textContent = "Queued. Its progress shows in the queue and the result panel.";
+  } catch (error) {
+    $("submit-info").textContent = "";
+    if (handleUnauthorised(error)) return;
+    showFormError(FIELD_INPUTS[error.field] || null, `${error.message} (${error.code})`);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- queue and result actions
+
+async function cancelJob(id) {
+  try {
+    await postJson(`/api/jobs/${encodeURIComponent(id)}/cancel`);
+  } catch (error) {
+    if (!handleUnauthorised(error)) alertInQueue(id, `Cancel failed: ${error.message} (${error.code})`);
+  }
+}
+
+function alertInQueue(id, message) {
+  const row = document.querySelector(`[data-job-id="${CSS.escape(id)}"] .job-error`);
+  if (row) {
+    row.hidden = false;
+    row.textContent = message;
+  }
+}
+
+async function renderSoundmap(id) {
+  try {
+    await postJson(`/api/jobs/${encodeURIComponent(id)}/soundmap`);
+  } catch (error) {
+    if (!handleUnauthorised(error)) result.soundmapError(`The sound map was refused: ${error.message} (${error.code})`);
+  }
+}
+
+start();

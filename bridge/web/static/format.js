@@ -1,0 +1,56 @@
+// Pure helpers: angles in the AmbiX convention and the words and numbers the page shows.
+
+/** Yaw in degrees, wrapped to [-180, 180) as the daemon normalises it. */
+export function wrapYaw(deg) {
+  const wrapped = ((((deg + 180) % 360) + 360) % 360) - 180;
+  return Object.is(wrapped, -0) ? 0 : wrapped;
+}
+
+export function clampPitch(deg) {
+  return Math.max(-90, Math.min(90, deg));
+}
+
+/** Plain words for a direction: yaw positive is to the left, pitch positive is up (AmbiX). */
+export function directionWords(yaw, pitch) {
+  const y = wrapYaw(yaw);
+  const a = Math.abs(y);
+  let side;
+  if (a < 5) side = "front";
+  else if (a > 175) side = "behind";
+  else {
+    const lr = y > 0 ? "left" : "right";
+    if (a < 67.5) side = `front-${lr}`;
+    else if (a <= 112.5) side = lr;
+    else side = `behind-${lr}`;
+  }
+  if (Math.abs(pitch) < 5) return side;
+  return `${side}, ${pitch > 0 ? "up" : "down"} ${Math.abs(Math.round(pitch))}°`;
+}
+
+export function seconds(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "";
+  return `${Number(value).toFixed(value < 10 ? 2 : 1).replace(/\.?0+$/, "")} s`;
+}
+
+export function timeLeft(etaS) {
+  if (etaS === null || etaS === undefined) return "";
+  if (etaS < 60) return "less than a minute left";
+  const minutes = Math.round(etaS / 60);
+  if (minutes < 90) return `about ${minutes} min left`;
+  return `about ${(etaS / 3600).toFixed(1)} h left`;
+}
+
+export function basename(path) {
+  return String(path || "").split(/[\\/]/).pop();
+}
+
+export const STATE_WORDS = {
+  accepted: "accepted",
+  queued: "waiting",
+  running: "running",
+  done: "done",
+  error: "failed",
+  cancelled: "cancelled",
+};
+
+export const ACTIVE_STATES = new Set(["accepted", "queued", "running"]);
