@@ -69,6 +69,8 @@ _BUNDLE_HEADER_BYTES = 16  # the prefix and an 8-byte time tag
 _READABLE_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what python-osc's OscMessage decodes
 _INT32_MAX = 2**31 - 1
 _MAX_SEED = 2**63 - 1
+# The engine's binaural-preview decoders (visage.model.delivery.binaural_preview.PREVIEW_RENDERERS).
+PREVIEW_RENDERERS = ("spherical-head", "youtube")
 _PARSE_FAILURES = (
     osc_packet.ParseError,
     osc_message.ParseError,
@@ -417,6 +419,12 @@ def parse_options(text: str) -> GenerateOptions:
         raise RequestError(ErrorCode.BAD_OPTIONS, f"option 'group_total' must be in [0, {_INT32_MAX}]")
     if output is not None and output_dir is not None:
         raise RequestError(ErrorCode.BAD_OPTIONS, "give either option 'output' or 'output_dir', not both")
+    renderer = obj.get("preview_renderer", PREVIEW_RENDERERS[0])
+    if renderer not in PREVIEW_RENDERERS:  # the engine's option, refused here before the job is queued
+        raise RequestError(
+            ErrorCode.BAD_OPTIONS,
+            f"option 'preview_renderer' must be {' or '.join(PREVIEW_RENDERERS)}, got {renderer!r}",
+        )
     bad = _unencodable_at(json.dumps(obj, ensure_ascii=False))
     if bad is not None:  # JSON escapes such as "\ud800" decode to text no file or reply can hold
         raise RequestError(

@@ -224,6 +224,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write OUT.binaural.wav, stereo for headphones facing the camera",
     )
+    parser.add_argument(
+        "--preview-renderer",
+        choices=["spherical-head", "youtube"],
+        default="spherical-head",
+        help="the preview's decoder: the built-in head, or the one YouTube plays 360° videos with",
+    )
     add_loudness_argument(parser, example="e.g. -23")
     add_force_argument(parser)
 
@@ -258,6 +264,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 top_k=args.top_k,
                 temperature=args.temperature,
                 binaural_preview=args.binaural_preview,
+                preview_renderer=args.preview_renderer,
                 loudness_target=args.loudness,
             ),
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from visage.model.delivery.binaural_preview import PREVIEW_RENDERERS
 from visage.model.features.direction import CameraDirection, DirectionSource, load_direction_curve
 from visage.model.network.generation import GUIDANCE_MODES, Guidance, Sampling
 
@@ -30,6 +31,7 @@ _OPTION_TYPES: dict[str, type] = {
     "top_k": int,
     "temperature": float,
     "binaural_preview": bool,
+    "preview_renderer": str,
     "loudness_target": float,
 }
 
@@ -48,6 +50,7 @@ class JobOptions:
         format: ``pcm24`` or ``float`` (:data:`SAMPLE_FORMATS`).
         top_k, temperature: sampling (official: 256, 1.0).
         binaural_preview: also write the headphone preview beside the output.
+        preview_renderer: the preview's decoder (:data:`PREVIEW_RENDERERS`: ``spherical-head``, ``youtube``).
         loudness_target: LUFS that W is normalised to (one gain for all channels); None keeps the level.
     """
 
@@ -57,6 +60,7 @@ class JobOptions:
     top_k: int = 256
     temperature: float = 1.0
     binaural_preview: bool = False
+    preview_renderer: str = PREVIEW_RENDERERS[0]
     loudness_target: float | None = None
 
     @classmethod
@@ -116,6 +120,10 @@ def job_request(
         )
     if opts.format not in SAMPLE_FORMATS:
         raise BadOption(f"option format must be {' or '.join(SAMPLE_FORMATS)}, got {opts.format!r}")
+    if opts.preview_renderer not in PREVIEW_RENDERERS:
+        raise BadOption(
+            f"option preview_renderer must be {' or '.join(PREVIEW_RENDERERS)}, got {opts.preview_renderer!r}"
+        )
     try:
         guidance = Guidance(opts.guidance_mode, guidance_scale, opts.direction_scale)
         Sampling(top_k=opts.top_k, temperature=opts.temperature)  # the sampler's own range checks
@@ -136,6 +144,7 @@ def job_request(
         temperature=opts.temperature,
         metadata=dict(metadata or {}),
         binaural_preview=opts.binaural_preview,
+        preview_renderer=opts.preview_renderer,
         loudness_target=opts.loudness_target,
     )
 

@@ -27,6 +27,7 @@ from visage.model.audio.loudness import LoudnessError, measure_loudness_if_possi
 from visage.model.delivery.binaural_preview import (
     WrittenPreview,
     check_preview_output,
+    check_renderer,
     preview_path,
     render_binaural_preview,
     write_preview_file,
@@ -86,6 +87,8 @@ class GenerationRequest:
         binaural_preview: also write ``<output stem>.binaural.wav``, a stereo render for headphones
             facing the camera (the field's front for a direction curve), named under ``"preview"`` in
             the AmbiX sidecar (needs ``output``).
+        preview_renderer: the preview's decoder: ``spherical-head`` (the built-in head) or ``youtube``
+            (the decoder YouTube plays 360° videos with).
         loudness_target: scale all four channels together so that W reaches this integrated loudness
             (LUFS, e.g. -23); None keeps the model's level. The sidecar records the loudness either way.
     """
@@ -104,6 +107,7 @@ class GenerationRequest:
     temperature: float = 1.0
     metadata: Mapping[str, Any] = field(default_factory=dict)
     binaural_preview: bool = False
+    preview_renderer: str = "spherical-head"
     loudness_target: float | None = None
 
 
@@ -154,6 +158,7 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
         if request.output is None:
             raise ValueError("binaural_preview needs an output file to sit beside")
         check_preview_output(preview_path(request.output), request.output, overwrite=request.overwrite)
+        check_renderer(request.preview_renderer)
     if request.loudness_target is not None and not -70.0 <= request.loudness_target <= 0.0:
         raise LoudnessError(f"loudness_target must be between -70 and 0 LUFS, got {request.loudness_target}")
     if request.sample_rate <= 0:
@@ -439,7 +444,9 @@ class VideoToAmbisonics:
         rendered = None
         if req.binaural_preview:
             listener = req.direction if isinstance(req.direction, CameraDirection) else CameraDirection(0, 0)
-            rendered = render_binaural_preview(audio, req.sample_rate, listener)
+            rendered = render_binaural_preview(
+                audio, req.sample_rate, listener, renderer=req.preview_renderer
+            )
             loudness = rendered.loudness
         else:
             loudness = measure_loudness_if_possible(audio, req.sample_rate)

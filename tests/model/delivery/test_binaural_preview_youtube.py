@@ -111,3 +111,51 @@ def test_the_command_offers_the_preview_renderers_the_default_first() -> None:
     assert parser.parse_args(["binaural", "r.wav"]).renderer == PREVIEW_RENDERERS[0]
     for renderer in PREVIEW_RENDERERS:
         assert parser.parse_args(["binaural", "r.wav", "--renderer", renderer]).renderer == renderer
+
+
+def test_the_daemon_refuses_an_unknown_renderer_and_passes_a_known_one_on() -> None:
+    from visage.bridge.errors import ErrorCode, RequestError
+    from visage.bridge.osc_protocol import PREVIEW_RENDERERS as BRIDGE_RENDERERS
+    from visage.bridge.osc_protocol import parse_options
+
+    assert BRIDGE_RENDERERS == PREVIEW_RENDERERS  # the bridge's copy (it may not import the model)
+    assert parse_options('{"preview_renderer": "youtube"}').extra == {"preview_renderer": "youtube"}
+    with pytest.raises(RequestError, match="preview_renderer' must be spherical-head or youtube") as err:
+        parse_options('{"preview_renderer": "thrive"}')
+    assert err.value.code == ErrorCode.BAD_OPTIONS
+
+
+def test_a_job_option_chooses_the_renderer_and_generate_offers_it() -> None:
+    from visage.model.inference.job_request import BadOption, JobOptions, job_request
+
+    options = JobOptions.from_json({"binaural_preview": True, "preview_renderer": "youtube"})
+    assert job_request(Path("/clip.mp4"), output=None, options=options).preview_renderer == "youtube"
+    assert job_request(Path("/clip.mp4"), output=None).preview_renderer == "spherical-head"
+    with pytest.raises(BadOption, match="preview_renderer must be spherical-head or youtube, got 'ku100'"):
+        job_request(Path("/clip.mp4"), output=None, options=JobOptions(preview_renderer="ku100"))
+    with pytest.raises(BadOption, match="preview_renderer must be a str"):
+        JobOptions.from_json({"preview_renderer": 1})
+    args = build_parser().parse_args(["generate", "clip.mp4", "-o", "x.wav", "--preview-renderer", "youtube"])
+    assert args.preview_renderer == "youtube"
+
+
+def test_a_generated_preview_is_the_youtube_render_of_the_result(pipeline, tmp_path) -> None:
+    from media_factory import make_test_video
+
+    from visage.model.inference.job_request import JobOptions, job_request
+
+    clip = make_test_video(tmp_path / "clip.mp4", duration=1.0, size=(96, 64)).path
+    options = JobOptions(binaural_preview=True, preview_renderer="youtube")
+    request = job_request(clip, output=tmp_path / "out.wav", seed=2, options=options)
+    (result,) = pipeline.generate([request])
+    assert not isinstance(result, Exception), result
+    preview, rate = sf.read(str(tmp_path / "out.binaural.wav"), always_2d=True)  # [N, 2]
+    sidecar = json.loads((tmp_path / "out.binaural.wav.json").read_text())
+    assert "YouTube" in sidecar["hrtf"]
+    filters = np.stack([sf.read(str(SHIPPED_FILTERS / name))[0] for name in FILTER_NAMES])  # [4, 256]
+    n = result.audio.shape[1]
+    audio = result.audio.astype(np.float64)
+    left = sum(np.convolve(audio[c], filters[c])[:n] for c in range(4))
+    right = sum(np.convolve(-audio[c] if c == 1 else audio[c], filters[c])[:n] for c in range(4))
+    expected = np.stack([left, right], axis=1) * 10 ** (sidecar["gain_db"] / 20)
+    np.testing.assert_allclose(preview, expected, atol=2e-4)
