@@ -181,6 +181,8 @@ def run_mux(args: argparse.Namespace) -> int:
         f"{muxed.sample_rate} Hz {layout}, SA3D ACN/SN3D order 1; audio {muxed.audio_s:.3f} s from "
         f"{muxed.start_s:g} s of {muxed.video_s:.3f} s{gain})"
     )
+    if muxed.spherical is not None:
+        print(f"360° video: {muxed.spherical.describe()} (spherical metadata kept in the video track)")
     return 0
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -49,9 +49,16 @@ import soundfile as sf
 
 from visage.model.audio.loudness import normalize_loudness
 from visage.model.files.audio_io import read_ambix, resample
-from visage.model.files.mp4_boxes import Box, BoxError, read_box_header
+from visage.model.files.mp4_boxes import Box, BoxError, top_level_boxes
 from visage.model.files.output_files import atomic_output, check_new_output, scratch_file
 from visage.model.files.sa3d import SpatialAudio, ambix_foa, insert_sa3d, read_sa3d
+from visage.model.files.spherical_boxes import SphericalBoxes, insert_spherical_boxes
+from visage.model.files.spherical_video import (
+    SphericalVideo,
+    SphericalVideoError,
+    read_spherical_video,
+    spherical_boxes_for_mp4,
+)
 from visage.model.files.video_io import probe_video
 
 from .result_context import read_result_context
@@ -72,6 +79,7 @@ _OPUS_RATE = 48_000
 _CHUNK = 4096  # samples per audio frame handed to the encoder
 _LEAD_S = 1.0  # audio is muxed this far ahead of the video packets, for even interleaving
 _COPY_BLOCK = 1 << 22
+_POSE_STEP_DEG = 2**-16  # resolution of the sv3d pose (16.16 fixed-point degrees)
 
 
 class MuxError(ValueError):
@@ -93,6 +101,7 @@ class MuxedFile:
         video_packets: packets copied from the input video stream.
         gain_db: gain applied to the ambisonic channels for ``target_lufs`` (0 without).
         spatial: the SA3D box as read back from the written file.
+        spherical: the video's 360° metadata as read back from the written file (None for flat video).
     """
 
     path: Path
@@ -105,6 +114,7 @@ class MuxedFile:
     video_packets: int
     gain_db: float
     spatial: SpatialAudio
+    spherical: SphericalVideo | None = None
 
 
 def mux_spatial_audio(
@@ -163,6 +173,10 @@ def mux_spatial_audio(
     info = probe_video(video)
     if not info.has_video:
         raise MuxError(f"{video}: no video stream to publish the audio with")
+    try:
+        spherical, spherical_boxes = spherical_boxes_for_mp4(video)
+    except SphericalVideoError as exc:
+        raise MuxError(f"{exc}; its 360° metadata cannot be carried over") from None
     foa, sample_rate = read_ambix(result_wav)  # [4, N]
     gain_db = 0.0
     if target_lufs is not None:
@@ -186,10 +200,16 @@ def mux_spatial_audio(
 
     with atomic_output(output, overwrite=overwrite) as final, scratch_file(output) as muxed:
         packets = _mux(video, muxed, _FORMATS[suffix], codec, track, sample_rate, head_locked is not None)
-        inject_spatial_audio(muxed, final, spatial)
+        inject_spatial_audio(muxed, final, spatial, spherical_boxes)
         written = read_spatial_audio(final)
         if written != [spatial]:  # checked before the file takes its name
             raise MuxError(f"{output}: the SA3D box did not read back as written ({written})")
+        written_spherical = read_spherical_video(final)
+        if not _same_spherical(written_spherical, spherical):
+            raise MuxError(
+                f"{output}: the 360° metadata did not read back as the source's ({written_spherical} "
+                f"instead of {spherical})"
+            )
     return MuxedFile(
         path=output,
         codec=codec,
@@ -201,6 +221,7 @@ def mux_spatial_audio(
         video_packets=packets,
         gain_db=gain_db,
         spatial=spatial,
+        spherical=written_spherical,
     )
 
 
@@ -232,9 +253,15 @@ def place_on_timeline(
 
 
 def inject_spatial_audio(
-    source: str | os.PathLike[str], destination: str | os.PathLike[str], spatial: SpatialAudio
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    spatial: SpatialAudio,
+    spherical: SphericalBoxes | None = None,
 ) -> None:
-    """Copy an MP4/MOV file, adding the SA3D box to its audio track (only ``moov`` is rewritten)."""
+    """Copy an MP4/MOV file, adding the SA3D box to its audio track (only ``moov`` is rewritten).
+
+    ``spherical`` boxes go into its video track (the kinds it lacks), so 360° video stays 360°.
+    """
     source, destination = Path(source), Path(destination)
     with open(source, "rb") as src:
         boxes = list(_top_level_boxes(src, source))
@@ -243,7 +270,13 @@ def inject_spatial_audio(
             raise MuxError(f"{source}: expected one moov box, found {len(moov_boxes)}")
         (moov,) = moov_boxes
         src.seek(moov.start)
-        new_moov = insert_sa3d(src.read(moov.size), spatial, moov.start)
+        new_moov = src.read(moov.size)
+        if spherical:
+            try:
+                new_moov = insert_spherical_boxes(new_moov, spherical, moov.start)
+            except SphericalVideoError as exc:
+                raise MuxError(f"{source}: {exc}") from None
+        new_moov = insert_sa3d(new_moov, spatial, moov.start)
         with open(destination, "wb") as dst:
             for box in boxes:
                 if box is moov:
@@ -348,17 +381,36 @@ def _fit(audio: np.ndarray, length: int) -> np.ndarray:
 
 
 def _top_level_boxes(f: BinaryIO, path: Path) -> Iterator[Box]:
-    """The top-level boxes of an open file, read header by header (media data is never loaded)."""
-    end = f.seek(0, os.SEEK_END)
-    position = 0
-    while position < end:
-        f.seek(position)
-        try:
-            box = read_box_header(f.read(16), position, end)
-        except BoxError as exc:
-            raise MuxError(f"{path}: not a well-formed MP4/MOV file ({exc})") from None
-        yield box
-        position = box.end
+    """The top-level boxes of an open file, with a malformed one reported as this file's error."""
+    try:
+        yield from top_level_boxes(f)
+    except BoxError as exc:
+        raise MuxError(f"{path}: not a well-formed MP4/MOV file ({exc})") from None
+
+
+def _same_spherical(written: SphericalVideo | None, source: SphericalVideo | None) -> bool:
+    """Whether the output says what the source said.
+
+    A translated Matroska ``Projection`` reads back as ``sv3d``, its float pose rounded to the box's
+    16.16 fixed point.
+    """
+    if written is None or source is None:
+        return written is source
+    poses = zip(
+        (written.pose_yaw_deg, written.pose_pitch_deg, written.pose_roll_deg),
+        (source.pose_yaw_deg, source.pose_pitch_deg, source.pose_roll_deg),
+        strict=True,
+    )
+    if any(abs(a - b) > _POSE_STEP_DEG for a, b in poses):
+        return False
+    same_pose = replace(
+        written,
+        source=source.source,
+        pose_yaw_deg=source.pose_yaw_deg,
+        pose_pitch_deg=source.pose_pitch_deg,
+        pose_roll_deg=source.pose_roll_deg,
+    )
+    return same_pose == source
 
 
 def _copy_bytes(src: BinaryIO, dst: BinaryIO, count: int) -> None:

@@ -21,15 +21,17 @@ from pathlib import Path
 
 from .matroska_projection import EBML_HEADER, read_matroska_projection
 from .mp4_boxes import BoxError, top_level_boxes
-from .spherical_boxes import read_moov_spherical
+from .spherical_boxes import SphericalBoxes, find_spherical_boxes, read_moov_spherical
 from .spherical_metadata import SphericalVideo, SphericalVideoError
 from .sv3d import build_st3d, build_sv3d
 
 __all__ = [
+    "SphericalBoxes",
     "SphericalVideo",
     "SphericalVideoError",
     "build_st3d",
     "build_sv3d",
+    "spherical_boxes_for_mp4",
     "read_spherical_video",
     "require_monoscopic_equirect",
 ]
@@ -52,28 +54,20 @@ def read_spherical_video(path: str | os.PathLike[str]) -> SphericalVideo | None:
         SphericalVideoError: the file cannot be read, its boxes/elements are malformed, or its
             metadata uses values the RFCs do not define (the message names the file).
     """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            f.seek(0)
-            if head[:4] == EBML_HEADER.to_bytes(4, "big"):
-                return read_matroska_projection(f)
-            if head[4:8] not in _MP4_FIRST_BOXES:
-                return None
-            moov = next((b for b in top_level_boxes(f) if b.type == b"moov"), None)
-            if moov is None:
-                raise SphericalVideoError("no moov box; not a complete MP4/MOV file")
-            if moov.size > MAX_MOOV_BYTES:
-                raise SphericalVideoError(f"its moov box of {moov.size} bytes is implausibly large")
-            f.seek(moov.start)
-            return read_moov_spherical(f.read(moov.size))
-    except OSError as exc:
-        raise SphericalVideoError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except BoxError as exc:
-        raise SphericalVideoError(f"{path}: not a well-formed MP4/MOV file ({exc})") from None
-    except SphericalVideoError as exc:
-        raise SphericalVideoError(f"{path}: {exc}") from None
+    return _read(Path(path))[0]
+
+
+def spherical_boxes_for_mp4(path: str | os.PathLike[str]) -> tuple[SphericalVideo | None, SphericalBoxes]:
+    """What a file's spherical metadata says, and the boxes that say it in an MP4/MOV video track.
+
+    MP4/MOV sources give their own boxes byte for byte (whatever projection or stereo layout they
+    describe); a Matroska ``Projection`` becomes ``st3d`` + ``sv3d`` (its ``ProjectionPrivate`` is the
+    payload of the matching projection box, so cubemap and mesh translate too).
+
+    Raises:
+        SphericalVideoError: as ``read_spherical_video``.
+    """
+    return _read(Path(path))
 
 
 def require_monoscopic_equirect(path: str | os.PathLike[str]) -> SphericalVideo:
@@ -95,3 +89,32 @@ def require_monoscopic_equirect(path: str | os.PathLike[str]) -> SphericalVideo:
             "only monoscopic equirectangular 360° video is supported"
         )
     return video
+
+
+def _read(path: Path) -> tuple[SphericalVideo | None, SphericalBoxes]:
+    """The metadata and its MP4 boxes (see ``spherical_boxes_for_mp4``), with errors naming the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0)
+            if head[:4] == EBML_HEADER.to_bytes(4, "big"):
+                video = read_matroska_projection(f)
+                if video is None:
+                    return None, SphericalBoxes()
+                return video, SphericalBoxes(st3d=build_st3d(video.stereo), sv3d=build_sv3d(video))
+            if head[4:8] not in _MP4_FIRST_BOXES:
+                return None, SphericalBoxes()
+            moov = next((b for b in top_level_boxes(f) if b.type == b"moov"), None)
+            if moov is None:
+                raise SphericalVideoError("no moov box; not a complete MP4/MOV file")
+            if moov.size > MAX_MOOV_BYTES:
+                raise SphericalVideoError(f"its moov box of {moov.size} bytes is implausibly large")
+            f.seek(moov.start)
+            moov_bytes = f.read(moov.size)
+            return read_moov_spherical(moov_bytes), find_spherical_boxes(moov_bytes)
+    except OSError as exc:
+        raise SphericalVideoError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except BoxError as exc:
+        raise SphericalVideoError(f"{path}: not a well-formed MP4/MOV file ({exc})") from None
+    except SphericalVideoError as exc:
+        raise SphericalVideoError(f"{path}: {exc}") from None
