@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "visage.bridge.fill.commands",
         "generate an ambisonics track for every shot of an edit (OTIO, EDL, FCP XML, AAF)",
     ),
+    "batch": (
+        "visage.bridge.batch.commands",
+        "generate an AmbiX WAV for every clip of a job list (CSV or JSON Lines), resumable",
+    ),
     "binaural": ("visage.model.commands.delivery", "render an AmbiX file to binaural stereo for headphones"),
     "viz": ("visage.model.commands.delivery", "draw where the sound is: an equirectangular sound map"),
     "mux": ("visage.model.commands.delivery", "mux AmbiX into an MP4/MOV with spatial-audio (SA3D) metadata"),
