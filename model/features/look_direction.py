@@ -55,15 +55,20 @@ def motion_map(frames: npt.ArrayLike) -> npt.NDArray[np.float64]:
         ``[h, w]`` float64 (``w = W / k`` for the smallest integer k that brings it to ANALYSIS_WIDTH or
         below, ``h = H / k``); all zeros for a single frame.
     """
-    grey = _grey(frames)  # [F, H, W]
-    factor = max(1, math.ceil(grey.shape[2] / ANALYSIS_WIDTH))
-    h, w = grey.shape[1] // factor, grey.shape[2] // factor
+    array = _checked_frames(frames)
+    height, width = array.shape[1:3]
+    factor = max(1, math.ceil(width / ANALYSIS_WIDTH))
+    h, w = height // factor, width // factor
     if h < 2 or w < 2:
-        raise LookDirectionError(f"panoramas of {grey.shape[2]} x {grey.shape[1]} pixels are too small")
-    small = grey[:, : h * factor, : w * factor].reshape(len(grey), h, factor, w, factor).mean(axis=(2, 4))
-    if len(small) < 2:
-        return np.zeros((h, w))
-    return np.abs(np.diff(small, axis=0)).sum(axis=0)  # [h, w]
+        raise LookDirectionError(f"panoramas of {width} x {height} pixels are too small")
+    motion = np.zeros((h, w))
+    previous = None
+    for frame in array:  # one frame at a time: a window of full-size panoramas stays in uint8
+        small = _grey(frame)[: h * factor, : w * factor].reshape(h, factor, w, factor).mean(axis=(1, 3))
+        if previous is not None:
+            motion += np.abs(small - previous)
+        previous = small
+    return motion  # [h, w]
 
 
 def motion_direction(
@@ -134,14 +139,18 @@ def look_direction(
     )
 
 
-def _grey(frames: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """``[F, H, W]`` luma in [0, 1]."""
+def _checked_frames(frames: npt.ArrayLike) -> np.ndarray:
     array = np.asarray(frames)
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] != 3) or not len(array):
         raise LookDirectionError(f"expected frames [F, H, W, 3] or [F, H, W], got shape {array.shape}")
-    scale = float(np.iinfo(array.dtype).max) if np.issubdtype(array.dtype, np.integer) else 1.0
-    values = array.astype(np.float64) / scale
-    return values @ _LUMA if array.ndim == 4 else values
+    return array
+
+
+def _grey(frame: np.ndarray) -> npt.NDArray[np.float64]:
+    """``[H, W]`` luma in [0, 1] of one ``[H, W, 3]`` or ``[H, W]`` frame."""
+    scale = float(np.iinfo(frame.dtype).max) if np.issubdtype(frame.dtype, np.integer) else 1.0
+    values = frame.astype(np.float64) / scale
+    return values @ _LUMA if frame.ndim == 3 else values
 
 
 def _unit_vectors(azimuth: np.ndarray, elevation: np.ndarray) -> npt.NDArray[np.float64]:
