@@ -69,6 +69,12 @@ LOUDNESS_KEY = "loudness"  # measured loudness, or null without pyloudnorm
 LOUDNESS_NORMALIZATION_KEY = "loudness_normalization"  # only when asked: {"target_lufs", "gain_db"}
 REQUEST_KEY = "request"  # only when the caller passed metadata: its own keys
 PREVIEW_KEY = "preview"  # only with a preview: its file name, relative to the sidecar's folder
+# Only for a 360° video, or a 2:1 one read as flat: how the video was read. {"projection":
+# "equirectangular" or "flat", "sound_field": which way the result's front is, "note": why a 2:1 frame
+# was read as flat, "saved_views": the --save-view file} and for 360°: {"detected_by": "sv3d", "uuid",
+# "matroska" or "--equirect", "pose_yaw_deg", "look": null or "auto", "views": per window
+# [{"start_s", "yaw_deg", "pitch_deg" (the panorama direction rendered), "looked": chosen by look}]}.
+INPUT_KEY = "input"
 # A preview's own sidecar (besides FORMAT, CHANNELS, FILE, SOURCE, SAMPLE_RATE, NUM_FRAMES, LOUDNESS).
 LISTENER_KEY = "listener"  # {"yaw_deg", "pitch_deg"} the listener faces
 HRTF_KEY = "hrtf"  # the analytic head's description or the SOFA file's path
@@ -111,7 +117,7 @@ GENERATED_KEYS = frozenset(
     }
 )
 """Keys the model's pipeline adds to a result's sidecar (optional ones: LOUDNESS_NORMALIZATION, REQUEST,
-PREVIEW)."""
+PREVIEW, INPUT)."""
 FAKE_ENGINE_KEYS = frozenset(
     {MODEL_ID_KEY, MEDIA_KEY, START_KEY, END_KEY, YAW_KEY, PITCH_KEY, SEED_KEY, GUIDANCE_KEY, DURATION_KEY}
 )
