@@ -84,6 +84,11 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds into the video where the result starts; unset: the range in RESULT's sidecar, else 0",
     )
     parser.add_argument("--panorama", action="store_true", help="draw the whole sphere with the frame in it")
+    parser.add_argument(
+        "--equirect",
+        action="store_true",
+        help="VIDEO is a 360° equirectangular panorama without spherical metadata (with it, found alone)",
+    )
     parser.add_argument("--fov", type=float, default=90.0, help="camera's horizontal field of view, degrees")
     parser.add_argument("--width", type=int, default=640, help="picture width in pixels")
     parser.add_argument("--window", type=float, default=0.25, help="seconds of audio per map")
@@ -111,6 +116,7 @@ def run_viz(args: argparse.Namespace) -> int:
             start_s=args.start,
             hfov_deg=args.fov,
             panorama=args.panorama,
+            equirect=True if args.equirect else None,
             width=args.width,
             window_s=args.window,
             at_s=args.at,

@@ -3,7 +3,8 @@
 Why: one glance should tell whether the sound sits where the picture says it should. The camera
 picture shows the heat over the video frame with a ring at the loudest direction; the panorama shows
 the whole sphere, the video frame pasted where the camera looks (outlined), and the same ring, so a
-source outside the frame is seen too.
+source outside the frame is seen too. A 360° (equirectangular) video is its own panorama: the heat
+goes over its frame, the AmbiX front on the centre column (``EquirectPainter``).
 
 Colours follow matplotlib's perceptually uniform 'inferno' (nine anchors, linearly interpolated):
 dark for quiet, pale yellow for the loudest direction; the heat is blended with an opacity that
@@ -166,14 +167,52 @@ class PanoramaPainter:
             )
         picture = np.full((self.height, self.width, 3), _PANORAMA_BACKGROUND, np.uint8)
         picture[self._inside] = image[self._source_rows[self._inside], self._source_columns[self._inside]]
-        level_map = np.asarray(levels, dtype=np.float64)
-        picture = blend_heat(picture, sample_map(level_map, self._azimuths, self._elevations), self.max_alpha)
-        picture[self._outline] = OUTLINE_COLOUR
-        peak = map_peak(level_map)
-        if peak is not None:
-            x, y = panorama_pixels(peak[0], peak[1], self.width, self.height)
-            draw_ring(picture, float(x), float(y), _ring_radius(self.width))
-        return picture
+        return _sphere_heat(picture, levels, self._azimuths, self._elevations, self.max_alpha, self._outline)
+
+
+class EquirectPainter:
+    """Heat over an equirectangular 360° frame: the picture already covers the sphere, front in the middle."""
+
+    def __init__(self, width: int, max_alpha: float = 0.6) -> None:
+        self.width, self.height = width, width // 2
+        self.max_alpha = max_alpha
+        self._azimuths, self._elevations = panorama_directions(self.width, self.height)  # [H, W] each
+
+    def __call__(self, frame: npt.ArrayLike, levels: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+        """Panorama of one moment.
+
+        Args:
+            frame: ``[width / 2, width, 3]`` uint8, the 360° frame resized to the picture.
+            levels: ``[E, A]`` heat levels on ``map_grid``.
+
+        Returns:
+            ``[width / 2, width, 3]`` uint8 with the heat and a ring at the loudest direction.
+        """
+        image = np.asarray(frame)
+        if image.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame of shape {image.shape} is not a {self.width}x{self.height} panorama")
+        return _sphere_heat(image, levels, self._azimuths, self._elevations, self.max_alpha)
+
+
+def _sphere_heat(
+    picture: npt.NDArray[np.uint8],
+    levels: npt.ArrayLike,
+    azimuths: npt.NDArray[np.float64],
+    elevations: npt.NDArray[np.float64],
+    max_alpha: float,
+    outline: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Heat over an equirectangular picture, an optional outline, and a ring at the loudest direction."""
+    level_map = np.asarray(levels, dtype=np.float64)
+    painted = blend_heat(picture, sample_map(level_map, azimuths, elevations), max_alpha)
+    if outline is not None:
+        painted[outline] = OUTLINE_COLOUR
+    peak = map_peak(level_map)
+    if peak is not None:
+        height, width = painted.shape[:2]
+        x, y = panorama_pixels(peak[0], peak[1], width, height)
+        draw_ring(painted, float(x), float(y), _ring_radius(width))
+    return painted
 
 
 def _ring_radius(width: int) -> float:

@@ -11,6 +11,12 @@ timeline. The MP4 has ``ceil(duration · fps)`` frames at the video's own frame 
 none, at most 60), timestamps ``k / fps`` from 0, and, unless disabled, the binaural preview of the
 result (listener facing the camera) as a stereo AAC track, so one can watch and listen at once.
 A PNG shows the map of the whole result over the middle frame, or of one window (``at_s``).
+
+A 360° video (monoscopic equirectangular, found from its spherical metadata or forced with
+``equirect=True``) has no camera frame to paste: its frames are the panorama, resized to the picture,
+with the AmbiX front on the centre column (``--panorama``), or the camera's view is cut out of them
+(a square gnomonic view, ``features.equirect.render_view``). The metadata's pose is not applied: the
+sound field's front is the panorama's centre, as YouTube plays an untouched spatial-audio upload.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ import numpy.typing as npt
 from av.video.frame import VideoFrame
 
 from visage.model.features.direction import CameraDirection
+from visage.model.features.equirect import render_view
 from visage.model.files import video_io
 from visage.model.files.audio_io import read_ambix
 from visage.model.files.output_files import atomic_output, check_new_output
+from visage.model.files.spherical_video import read_spherical_video
 
 from .binaural_preview import load_decoder, render_preview
 from .result_context import read_result_context
 from .sound_map import CameraView, heat_levels, map_grid, windowed_energy_maps
-from .sound_map_picture import CameraPainter, PanoramaPainter
+from .sound_map_picture import CameraPainter, EquirectPainter, PanoramaPainter
 
 MAP_STEP_DEG = 2.0  # map resolution; pictures interpolate it bilinearly
 _DEFAULT_FPS = Fraction(25)
@@ -85,6 +93,7 @@ def render_sound_map(
     start_s: float | None = None,
     hfov_deg: float = 90.0,
     panorama: bool = False,
+    equirect: bool | None = None,
     width: int = 640,
     window_s: float = 0.25,
     at_s: float | None = None,
@@ -101,7 +110,10 @@ def render_sound_map(
         camera: where the camera looks (default: the result's sidecar, else straight ahead).
         start_s: where the result starts on the video's timeline (default: the sidecar's range start, else 0).
         hfov_deg: the camera's horizontal field of view (the dataset's crops are 90°).
-        panorama: draw the whole sphere (equirectangular, width x width/2) with the frame pasted in.
+        panorama: draw the whole sphere (equirectangular, width x width/2) with the frame pasted in,
+            or, for a 360° video, over its own frames.
+        equirect: the video is a monoscopic equirectangular 360° video: True says so, None reads its
+            spherical metadata, False treats it as a flat camera picture whatever it says.
         width: picture width in pixels (camera pictures: at most the video's; rounded to even).
         window_s: audio window per MP4 frame, or around ``at_s``.
         at_s: PNG only: seconds into the result of the window to show (default: the whole result).
@@ -110,8 +122,9 @@ def render_sound_map(
         overwrite: replace an existing output.
 
     Raises:
-        SoundMapError: bad options, a start past the video's end.
-        OutputExistsError, ChannelCountError, VideoError: as their modules say.
+        SoundMapError: bad options, a start past the video's end, a 360° video of another projection,
+            stereo layout or a cropped sphere.
+        OutputExistsError, ChannelCountError, VideoError, SphericalVideoError: as their modules say.
     """
     out = check_new_output(output, suffixes=(".png", ".mp4"), overwrite=overwrite)
     kind: Literal["png", "mp4"] = "png" if out.suffix.lower() == ".png" else "mp4"
@@ -132,10 +145,7 @@ def render_sound_map(
     duration = min(foa.shape[1] / sample_rate, info.duration - start)
     if start < 0 or duration <= 0:
         raise SoundMapError(f"start {start:.3f} s lies outside the video (0 to {info.duration:.3f} s)")
-    view = _camera_view(camera, hfov_deg, width, info, panorama)
-    paint: Callable[[np.ndarray, np.ndarray], np.ndarray] = (
-        PanoramaPainter(view, _even(width)) if panorama else CameraPainter(view)
-    )
+    paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, _is_equirect(Path(video), equirect))
     grid = map_grid(MAP_STEP_DEG)
 
     if kind == "png":
@@ -147,7 +157,7 @@ def render_sound_map(
             raise SoundMapError(f"--at {at_s} s lies outside the result (0 to {duration:.3f} s)")
         levels = heat_levels(windowed_energy_maps(foa, sample_rate, [centre], window, grid))[0]  # [E, A]
         instant = Fraction(1_000_000)  # a still shows the frame on screen at that very moment
-        (frame,) = _video_frames(Path(video), [video_io.media_time(start + moment)], instant, view)
+        (frame,) = _video_frames(Path(video), [video_io.media_time(start + moment)], instant, frame_size)
         picture = paint(frame, levels)
         with atomic_output(out, overwrite=overwrite) as tmp:
             tmp.write_bytes(_png_bytes(picture))
@@ -166,11 +176,58 @@ def render_sound_map(
         stereo, _ = render_preview(foa[:, :samples], load_decoder(sample_rate), camera)  # [2, n]
     times = [video_io.media_time(start) + t for t in offsets]
     pictures = (
-        paint(frame, levels_all[k]) for k, frame in enumerate(_video_frames(Path(video), times, rate, view))
+        paint(frame, levels_all[k])
+        for k, frame in enumerate(_video_frames(Path(video), times, rate, frame_size))
     )
     with atomic_output(out, overwrite=overwrite) as tmp:
         size = _write_mp4(tmp, pictures, rate, stereo, sample_rate)
     return RenderedMap(out, "mp4", count, rate, size, start, camera, duration)
+
+
+Painter = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (video frame, [E, A] levels) -> picture
+
+
+def _painter(
+    camera: CameraDirection,
+    hfov_deg: float,
+    width: int,
+    info: video_io.VideoInfo,
+    panorama: bool,
+    equirect: bool,
+) -> tuple[Painter, tuple[int, int]]:
+    """How each picture is drawn, and the (width, height) video frames are decoded at for it."""
+    if not equirect:
+        view = _camera_view(camera, hfov_deg, width, info, panorama)
+        flat: Painter = PanoramaPainter(view, _even(width)) if panorama else CameraPainter(view)
+        return flat, (view.width, view.height)
+    if panorama:
+        return EquirectPainter(_even(width)), (_even(width), _even(width) // 2)
+    side = _even(width)
+    view = CameraView(
+        math.radians(camera.yaw_deg), math.radians(camera.pitch_deg), math.radians(hfov_deg), side, side
+    )
+    painter = CameraPainter(view)
+    source_width = _even(min(info.display_width, math.ceil(side * 360 / hfov_deg)))  # ~1 px per view px
+
+    def cut_out(frame: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        return painter(render_view(frame, camera, fov_deg=hfov_deg, size=side), levels)
+
+    return cut_out, (source_width, source_width // 2)
+
+
+def _is_equirect(video: Path, forced: bool | None) -> bool:
+    """Whether to read the video as a 360° panorama: as told, else as its spherical metadata says."""
+    if forced is False:
+        return False
+    metadata = read_spherical_video(video)
+    if metadata is None:
+        return bool(forced)
+    if not (metadata.is_monoscopic_equirect and metadata.is_full_sphere):
+        raise SoundMapError(
+            f"{video}: its spherical metadata says {metadata.describe()}; the sound map is drawn over "
+            "monoscopic full-sphere equirectangular video only"
+        )
+    return True
 
 
 def _camera_view(
@@ -191,10 +248,10 @@ def _camera_view(
 
 
 def _video_frames(
-    path: Path, times: list[Fraction], rate: Fraction, view: CameraView
+    path: Path, times: list[Fraction], rate: Fraction, size: tuple[int, int]
 ) -> Iterator[np.ndarray]:
-    """Upright RGB frames ``[H, W, 3]`` shown at each media time, decoded a segment at a time."""
-    upright = partial(_Upright, width=view.width, height=view.height)
+    """Upright RGB frames ``[H, W, 3]`` of ``size`` (W, H) shown at each media time, a segment at a time."""
+    upright = partial(_Upright, width=size[0], height=size[1])
     return video_io.frames_at(path, times, rate, upright, segment_frames=_SEGMENT_FRAMES)
 
 
