@@ -32,6 +32,7 @@ class ErrorCode(str, Enum):
     # job outcomes
     CANCELLED = "cancelled"
     ENGINE_ERROR = "engine_error"  # the engine raised or returned nothing usable
+    UNSUPPORTED_VIDEO = "unsupported_video"  # cubemap/stereo/tilted 360° video, look on a flat video
     INTERNAL = "internal"
 
 
