@@ -71,6 +71,8 @@ _INT32_MAX = 2**31 - 1
 _MAX_SEED = 2**63 - 1
 # The engine's binaural-preview decoders (visage.model.delivery.binaural_preview.PREVIEW_RENDERERS).
 PREVIEW_RENDERERS = ("spherical-head", "youtube")
+# Where a 360° video's windows look besides the direction given (visage.model.inference.panorama_input).
+LOOK_MODES = ("auto",)
 _PARSE_FAILURES = (
     osc_packet.ParseError,
     osc_message.ParseError,
@@ -424,6 +426,15 @@ def parse_options(text: str) -> GenerateOptions:
         raise RequestError(
             ErrorCode.BAD_OPTIONS,
             f"option 'preview_renderer' must be {' or '.join(PREVIEW_RENDERERS)}, got {renderer!r}",
+        )
+    equirect = obj.get("equirect", False)  # the engine's 360° options, refused here before queueing too
+    if not isinstance(equirect, bool):
+        raise RequestError(
+            ErrorCode.BAD_OPTIONS, f"option 'equirect' must be true or false, got {equirect!r}"
+        )
+    if "look" in obj and obj["look"] not in LOOK_MODES:
+        raise RequestError(
+            ErrorCode.BAD_OPTIONS, f"option 'look' must be {' or '.join(LOOK_MODES)}, got {obj['look']!r}"
         )
     bad = _unencodable_at(json.dumps(obj, ensure_ascii=False))
     if bad is not None:  # JSON escapes such as "\ud800" decode to text no file or reply can hold
