@@ -16,6 +16,8 @@ from . import const
 # `visage.model.network.generation.GUIDANCE_MODES`, which this module cannot import; a test pins them equal.
 GUIDANCE_MODES = ("joint", "directional", "visual", "dual", "none")
 SAMPLE_FORMATS = ("pcm24", "float")
+# `visage.model.inference.panorama_input.LOOK_MODES` (and osc_protocol's, not imported: python-osc); pinned.
+LOOK_MODES = ("auto",)
 DEVICE_HELP = "torch device: auto, cpu, cuda, cuda:1, mps"
 RELEASED_CHECKPOINT = "jaeyeonkim99/visage"  # named in help texts only; the model side owns the id
 
@@ -199,3 +201,31 @@ def add_ray_arguments(parser: Container) -> None:
         metavar="N",
         help="times a shot is retried on another actor when its actor or node dies; then it fails alone",
     )
+
+
+def add_panorama_arguments(parser: Container, *, save_view: bool = False) -> None:
+    """``--equirect``, ``--look`` (and with ``save_view``, ``--save-view``): 360° video as input.
+
+    A video with spherical metadata is read as 360° without them; a 2:1 one without metadata is read
+    as flat unless ``--equirect`` says otherwise.
+    """
+    group = parser.add_argument_group("360° video")
+    group.add_argument(
+        "--equirect",
+        action="store_true",
+        help="read the video as an equirectangular 360° panorama even without spherical metadata",
+    )
+    group.add_argument(
+        "--look",
+        default=None,
+        choices=LOOK_MODES,
+        help="auto: each 5-s window of a 360° video looks where things move (else --yaw/--pitch)",
+    )
+    if save_view:
+        group.add_argument(
+            "--save-view",
+            type=Path,
+            default=None,
+            metavar="VIEW.mp4",
+            help="also write the frames the model saw (the 90° views of a 360° video), 4 fps",
+        )
