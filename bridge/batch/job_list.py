@@ -32,6 +32,7 @@ import io
 import json
 import math
 import numbers
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -281,7 +282,11 @@ def _number(value: Any, text: bool, *, minimum: float = -math.inf, maximum: floa
         raise ValueError(f"expected a finite number, got {value!r}")
     if not minimum <= number <= maximum:
         bounds = f">= {minimum:g}" if maximum == math.inf else f"in [{minimum:g}, {maximum:g}]"
-        raise ValueError(f"expected a number {bounds}, got {number:g}")
+        raise ValueError(
+            f"expected a number {bounds}, got {value!r}"
+            if text
+            else f"expected a number {bounds}, got {number:g}"
+        )
     return number
 
 
@@ -295,7 +300,7 @@ def _seed(value: Any, text: bool) -> int:
     else:
         raise ValueError(f"expected an integer in [0, 2**63 - 1], got {_json_type(value)}")
     if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"expected an integer in [0, 2**63 - 1], got {seed}")
+        raise ValueError(f"expected an integer in [0, 2**63 - 1], got {value!r}")
     return seed
 
 
@@ -304,7 +309,7 @@ def _path(value: Any, folder: Path) -> Path:
         raise ValueError(f"expected a file path, got {_json_type(value)}")
     if not value.strip():
         raise ValueError("expected a file path, got an empty value")
-    path = Path(value).expanduser()
+    path = Path(os.path.expanduser(value))  # "~user" with no such user stays as written
     return path if path.is_absolute() else folder / path
 
 
