@@ -82,6 +82,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_argument(parser)
     parser.add_argument("--no-zeroconf", action="store_true", help="do not advertise with mDNS/DNS-SD")
+    parser.add_argument(
+        "--web-port",
+        type=int,
+        default=const.DEFAULT_WEB_PORT,
+        help="port of the web page on --host (0 = any free port; the URL is logged and in daemon.json)",
+    )
+    parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    parser.add_argument(
+        "--web-upload-limit",
+        type=int,
+        default=const.DEFAULT_WEB_UPLOAD_LIMIT_BYTES,
+        metavar="BYTES",
+        help="largest file the web page may upload",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -127,6 +141,8 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
             model=args.model,
             device=args.device,
             zeroconf=not args.no_zeroconf,
+            web_port=None if args.no_web else args.web_port,
+            web_upload_limit=args.web_upload_limit,
         )
         factory = resolve_engine_factory(args.model, engine_factory)
     except (SettingsError, EngineUnavailable) as exc:

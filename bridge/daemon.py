@@ -2,9 +2,10 @@
 already-loaded engine; starts them in order and stops them in reverse.
 
 Start: lock the state folder, open the database, resume every unfinished job, start the worker, bind
-UDP then TCP, write ``daemon.json``, advertise. Stop (SIGINT/SIGTERM or `stop`): unadvertise, stop
-reading requests, let the worker finish or re-queue its batch, close sockets, remove ``daemon.json`` (only
-the one this daemon wrote: a second daemon refused on a busy state folder leaves the first one's alone).
+UDP then TCP, start the web page (`web.server`, imported only then: aiohttp), write ``daemon.json``,
+advertise. Stop (SIGINT/SIGTERM or `stop`): unadvertise, stop reading requests, stop the web page, let
+the worker finish or re-queue its batch, close sockets, remove ``daemon.json`` (only the one this daemon
+wrote: a second daemon refused on a busy state folder leaves the first one's alone).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import signal
 import threading
 from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
 
 from . import const
 from .database import StateDatabase
@@ -29,6 +31,9 @@ from .settings import BridgeSettings
 from .state_dir import EndpointInfo, StateDirLock, remove_own_endpoint, write_endpoint
 from .transport import TcpTransport, UdpTransport
 from .worker import Worker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,7 @@ class Daemon:
         self._udp: UdpTransport | None = None
         self._tcp: TcpTransport | None = None
         self._advertiser: Advertiser | None = None
+        self._web: WebServer | None = None
         self._endpoint: EndpointInfo | None = None  # what this daemon wrote to daemon.json
         self._stop_requested = threading.Event()
         self._stopped = False
@@ -85,7 +91,10 @@ class Daemon:
         endpoint = Endpoint(
             queue=self.queue,
             routes=routes,
-            policy=PathPolicy(s.allow_dirs, s.outputs_dir),
+            # Files uploaded through the web page are media like any other.
+            policy=PathPolicy(
+                s.allow_dirs + ((s.uploads_dir,) if s.web_port is not None else ()), s.outputs_dir
+            ),
             outputs_dir=s.outputs_dir,
             token=s.token,
             model_id=self.engine.model_id,
@@ -103,6 +112,13 @@ class Daemon:
         self._udp.start()
         if self._tcp is not None:
             self._tcp.start()
+        if s.web_port is not None:
+            from .web.server import WebServer
+
+            self._web = WebServer(
+                s, queue=self.queue, store=store, endpoint=endpoint, model_id=self.engine.model_id
+            )
+            log.info("web page at %s", self._web.start())
         self._endpoint = EndpointInfo(
             pid=os.getpid(),
             host=_client_host(self.udp_address[0]),
@@ -112,6 +128,7 @@ class Daemon:
             device=self.engine.device,
             protocol_version=const.PROTOCOL_VERSION,
             auth="token" if s.token else "none",
+            web_url=None if self._web is None else self._web.url,
         )
         write_endpoint(s.endpoint_path, self._endpoint)
         log.info(
@@ -146,6 +163,8 @@ class Daemon:
             self._udp.stop_serving()
         if self._tcp is not None:
             self._tcp.stop_serving()
+        if self._web is not None:
+            self._web.stop()
         if self._worker is not None:
             self._worker.stop(graceful_s)
         if self._tcp is not None:
@@ -180,6 +199,11 @@ class Daemon:
     @property
     def tcp_address(self) -> tuple[str, int] | None:
         return None if self._tcp is None else self._tcp.address
+
+    @property
+    def web_url(self) -> str | None:
+        """The web page's address (``http://127.0.0.1:PORT/``), None when it is off."""
+        return None if self._web is None else self._web.url
 
     @property
     def advertised_names(self) -> list[str]:

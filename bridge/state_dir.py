@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +65,7 @@ class EndpointInfo:
     device: str
     protocol_version: int
     auth: str  # "token" or "none"
+    web_url: str | None = None  # the web page, when it is on
 
 
 def write_endpoint(path: Path, info: EndpointInfo) -> None:
@@ -86,8 +87,9 @@ def _pid_alive(pid: int) -> bool:
 def _load_endpoint(path: Path) -> EndpointInfo | None:
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
-        return EndpointInfo(**raw)
-    except (OSError, ValueError, TypeError):
+        known = {f.name for f in fields(EndpointInfo)}  # a newer daemon's extra keys are not an error
+        return EndpointInfo(**{key: value for key, value in raw.items() if key in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 

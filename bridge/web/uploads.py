@@ -1,0 +1,109 @@
+"""Files the page sends: videos (streamed to disk) and direction curves, only into the state folder.
+
+Each lands in a fresh ``STATE/uploads/<uuid>/`` under a sanitised name (no folders, no control
+characters, no leading dots), written to a hidden temporary name and renamed when complete; a failed,
+cut or oversized upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import visage.model.files.result_files as rf
+
+from ..errors import ErrorCode
+from .web_errors import WebError
+
+MAX_NAME_CHARS = 120
+_UNSAFE = re.compile(r"[^\w.+ -]+")
+
+WriteChunk = Callable[[BinaryIO, bytes], Awaitable[None]]
+
+
+def safe_file_name(name: str, default: str = "upload") -> str:
+    """A file name without folders or characters that file systems or shells trip on.
+
+    ``../../etc/passwd`` -> ``passwd``; ``C:\\x\\clip.mp4`` -> ``clip.mp4``; ``.bashrc`` -> ``bashrc``.
+    """
+    base = re.split(r"[/\\]", name)[-1]
+    base = "".join(c for c in unicodedata.normalize("NFC", base) if unicodedata.category(c)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" .")
+    if len(base) > MAX_NAME_CHARS:
+        stem, dot, suffix = base.rpartition(".")
+        keep = suffix[:16] if dot else ""
+        base = (stem if dot else base)[: MAX_NAME_CHARS - len(keep) - 1].rstrip(" .") + (
+            f".{keep}" if keep else ""
+        )
+    return base or default
+
+
+def new_upload_folder(uploads_dir: Path) -> Path:
+    folder = uploads_dir / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder
+
+
+async def receive_file(
+    chunks: AsyncIterator[bytes], declared: int, limit: int, uploads_dir: Path, name: str, write: WriteChunk
+) -> Path:
+    """Stream an upload of ``declared`` bytes into a new upload folder; return its path.
+
+    Args:
+        chunks: the request body.
+        declared: its Content-Length.
+        limit: most bytes an upload may have.
+        write: writes one chunk to an open file off the event loop.
+
+    Raises:
+        WebError: ``too_large`` (over ``limit``), ``malformed`` (body shorter or longer than declared).
+    """
+    if declared > limit:
+        raise WebError(ErrorCode.TOO_LARGE.value, f"the file has {declared} bytes; the limit is {limit}")
+    folder = new_upload_folder(uploads_dir)
+    final = folder / safe_file_name(name)
+    partial = folder / f".{final.name}.part"
+    received = 0
+    try:
+        with open(partial, "wb") as out:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > declared:
+                    raise WebError(ErrorCode.MALFORMED.value, "the body is longer than its Content-Length")
+                await write(out, chunk)
+        if received != declared:
+            raise WebError(
+                ErrorCode.MALFORMED.value, f"the upload stopped after {received} of {declared} bytes"
+            )
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return final
+
+
+def save_curve(text: str, uploads_dir: Path) -> Path:
+    """Check a direction-curve file's text (JSON, else CSV) and save it as ``curve.json``.
+
+    Raises:
+        WebError: ``bad_value`` with the curve format's message (entry and field).
+    """
+    file_format = "json" if text.lstrip().startswith("{") else "csv"
+    try:
+        curve = rf.parse_curve(text, file_format)
+    except rf.CurveError as exc:
+        raise WebError(ErrorCode.BAD_VALUE.value, f"direction curve ({file_format}): {exc}") from None
+    folder = new_upload_folder(uploads_dir)
+    try:
+        return rf.write_curve_file(folder / "curve.json", curve)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder)
+        raise
