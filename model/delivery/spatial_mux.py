@@ -32,6 +32,15 @@ is trimmed (ranges rounded to the codec's frames end a little late).
 
 Optional head-locked stereo (e.g. music or narration that must not turn with the head) becomes
 channels 5-6: the box then says ``head_locked_stereo`` and maps W, Y, Z, X, L, R to 0-5.
+
+360° video stays 360°: the muxer drops the spherical-video boxes (FFmpeg writes ``st3d``/``sv3d`` only
+with ``-strict unofficial``, never the V1 ``uuid`` box), so the source's own boxes are copied byte for
+byte into the output's video track in the same ``moov`` rewrite as SA3D; a WebM/MKV ``Projection``
+(+ ``StereoMode``) is translated into ``st3d`` + ``sv3d`` (``visage.model.files.spherical_video``).
+Cubemap, mesh and stereo metadata is carried over as it is (it describes the copied picture truthfully);
+metadata that cannot be read or translated (malformed boxes, a Matroska stereo mode with no ``st3d``
+equivalent) is refused rather than dropped. What the output says is read back and compared with the
+source before the file takes its name.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The ISO-BMFF / QuickTime box tree (MP4, MOV): find boxes, insert bytes into one, fix what moves.
 
 Why: the spatial-audio box (``SA3D``) lives inside the audio track's sample entry, five levels down
-in ``moov``, and no muxer this project can rely on writes it for MOV. Adding bytes there means
+in ``moov``, and no muxer this project can rely on writes it for MOV; the spherical-video boxes
+(``st3d``, ``sv3d``) sit in the video track's sample entry and the muxer drops them. Adding bytes there means
 growing every enclosing box and, when ``moov`` comes before the media data (``faststart`` files),
 moving every chunk offset in ``stco``/``co64`` by as much. These functions do that on the bytes of
 ``moov`` alone; the media data is never parsed.
