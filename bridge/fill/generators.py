@@ -64,12 +64,14 @@ class ShotJob:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Options shared by every shot of a run."""
+    """Options shared by every shot of a run (``equirect``, ``look``: 360° media, see ``--equirect``)."""
 
     guidance_mode: str = "joint"
     guidance_scale: float = 2.5
     sample_rate: int = 48000
     subtype: str = "PCM_24"  # or "FLOAT"
+    equirect: bool = False
+    look: str | None = None
 
 
 class ShotGenerator(Protocol):
@@ -92,6 +94,10 @@ def engine_options(settings: GenerationSettings) -> dict[str, object]:
         extra["guidance_mode"] = settings.guidance_mode
     if settings.subtype == "FLOAT":
         extra["format"] = "float"
+    if settings.equirect:
+        extra["equirect"] = True
+    if settings.look is not None:
+        extra["look"] = settings.look
     return extra
 
 
