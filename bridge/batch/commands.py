@@ -21,6 +21,7 @@ from visage.bridge.cli_arguments import (
     add_guidance_arguments,
     add_model_arguments,
     add_output_format_arguments,
+    add_panorama_arguments,
     add_ray_arguments,
     add_seed_argument,
     add_token_argument,
@@ -53,6 +54,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     add_guidance_arguments(parser)
     add_seed_argument(parser, help="seed of jobs that give none; else one derived from each clip's content")
     add_output_format_arguments(parser)
+    add_panorama_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -86,6 +88,8 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
         guidance_scale=args.guidance,
         sample_rate=args.sample_rate,
         subtype="FLOAT" if args.format == "float" else "PCM_24",
+        equirect=args.equirect,
+        look=args.look,
     )
     options = BatchOptions(
         job_list=Path(args.job_list),
