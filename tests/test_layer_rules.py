@@ -106,12 +106,12 @@ def test_bridge_rules_allow_lazy_model_imports_only() -> None:
 
 
 def test_importing_the_bridge_client_loads_neither_torch_nor_the_model() -> None:
-    """What a host script pays for ``import visage.bridge.client``: no torch, no numpy, no model code."""
+    """What a host script pays for ``import visage.bridge.client``: no torch, numpy, Ray or model code."""
     probe = textwrap.dedent(
         """
         import json, sys
         import visage.bridge.client, visage.bridge.fill.commands, visage.bridge.cli
-        print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy')
+        print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'ray')
                                 or m.startswith('visage.model.'))))
         """
     )
