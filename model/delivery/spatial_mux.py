@@ -155,7 +155,8 @@ def mux_spatial_audio(
         What was written, with the SA3D box read back from the file.
 
     Raises:
-        MuxError: unknown container, a codec the container cannot hold, no video stream, audio past
+        MuxError: unknown container, a codec the container cannot hold (audio, or the copied video), no
+            video stream, 360° metadata that cannot be read or carried over, audio past
             the video's end, a bad head-locked file, a loudness target that would clip.
         LoudnessError: ``target_lufs`` given for a silent or too short result.
         ChannelCountError: the result is not 4-channel.
@@ -208,7 +209,12 @@ def mux_spatial_audio(
     spatial = ambix_foa(head_locked_stereo=head_locked is not None)
 
     with atomic_output(output, overwrite=overwrite) as final, scratch_file(output) as muxed:
-        packets = _mux(video, muxed, _FORMATS[suffix], codec, track, sample_rate, head_locked is not None)
+        try:
+            packets = _mux(video, muxed, _FORMATS[suffix], codec, track, sample_rate, head_locked is not None)
+        except (av.FFmpegError, ValueError) as exc:  # e.g. VP8 in MP4, VP9 in MOV
+            raise MuxError(
+                f"{output}: FFmpeg cannot copy {video}'s {info.codec} video into {suffix} ({exc})"
+            ) from None
         inject_spatial_audio(muxed, final, spatial, spherical_boxes)
         written = read_spatial_audio(final)
         if written != [spatial]:  # checked before the file takes its name

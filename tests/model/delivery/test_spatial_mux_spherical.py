@@ -183,3 +183,10 @@ def test_cli_says_the_output_is_360(pano, result, tmp_path, capsys) -> None:
     assert getattr(importlib.import_module(module), func)(args) == 0
     out = capsys.readouterr().out
     assert "360° video: monoscopic equirectangular, pose yaw 90° pitch -10° roll 5°" in out
+
+
+def test_a_codec_the_container_cannot_hold_is_refused_clearly(folder, result, tmp_path) -> None:
+    vp8 = make_video(folder / "vp8.webm", codec="libvpx")
+    with pytest.raises(MuxError, match=r"cannot copy .*vp8.webm's vp8 video into \.mp4"):
+        mux_spatial_audio(vp8, result, tmp_path / "published.mp4")
+    assert list(tmp_path.iterdir()) == []  # no output, no scratch file left
