@@ -171,12 +171,19 @@ class PanoramaPainter:
 
 
 class EquirectPainter:
-    """Heat over an equirectangular 360° frame: the picture already covers the sphere, front in the middle."""
+    """Heat over an equirectangular 360° frame: the picture already covers the sphere.
 
-    def __init__(self, width: int, max_alpha: float = 0.6) -> None:
+    ``pose_yaw`` (radians) is the spherical metadata's pose: the projection is turned that far to the
+    left, so the frame's pixel at azimuth ``a`` shows the sound field's (world) azimuth ``a + pose_yaw``;
+    with 0 the AmbiX front is the centre column.
+    """
+
+    def __init__(self, width: int, max_alpha: float = 0.6, pose_yaw: float = 0.0) -> None:
         self.width, self.height = width, width // 2
         self.max_alpha = max_alpha
-        self._azimuths, self._elevations = panorama_directions(self.width, self.height)  # [H, W] each
+        self.pose_yaw = pose_yaw
+        azimuths, self._elevations = panorama_directions(self.width, self.height)  # [H, W] each
+        self._azimuths = azimuths + pose_yaw  # world azimuths (sample_map wraps them)
 
     def __call__(self, frame: npt.ArrayLike, levels: npt.ArrayLike) -> npt.NDArray[np.uint8]:
         """Panorama of one moment.
@@ -191,7 +198,9 @@ class EquirectPainter:
         image = np.asarray(frame)
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"frame of shape {image.shape} is not a {self.width}x{self.height} panorama")
-        return _sphere_heat(image, levels, self._azimuths, self._elevations, self.max_alpha)
+        return _sphere_heat(
+            image, levels, self._azimuths, self._elevations, self.max_alpha, pose_yaw=self.pose_yaw
+        )
 
 
 def _sphere_heat(
@@ -201,8 +210,14 @@ def _sphere_heat(
     elevations: npt.NDArray[np.float64],
     max_alpha: float,
     outline: npt.NDArray[np.bool_] | None = None,
+    *,
+    pose_yaw: float = 0.0,
 ) -> npt.NDArray[np.uint8]:
-    """Heat over an equirectangular picture, an optional outline, and a ring at the loudest direction."""
+    """Heat over an equirectangular picture, an optional outline, and a ring at the loudest direction.
+
+    ``azimuths`` are the sound field's directions at each pixel; the picture's own azimuths are
+    ``pose_yaw`` less (see ``EquirectPainter``).
+    """
     level_map = np.asarray(levels, dtype=np.float64)
     painted = blend_heat(picture, sample_map(level_map, azimuths, elevations), max_alpha)
     if outline is not None:
@@ -210,7 +225,7 @@ def _sphere_heat(
     peak = map_peak(level_map)
     if peak is not None:
         height, width = painted.shape[:2]
-        x, y = panorama_pixels(peak[0], peak[1], width, height)
+        x, y = panorama_pixels(peak[0] - pose_yaw, peak[1], width, height)
         draw_ring(painted, float(x), float(y), _ring_radius(width))
     return painted
 

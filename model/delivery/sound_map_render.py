@@ -15,8 +15,9 @@ A PNG shows the map of the whole result over the middle frame, or of one window 
 A 360° video (monoscopic equirectangular, found from its spherical metadata or forced with
 ``equirect=True``) has no camera frame to paste: its frames are the panorama, resized to the picture,
 with the AmbiX front on the centre column (``--panorama``), or the camera's view is cut out of them
-(a square gnomonic view, ``features.equirect.render_view``). The metadata's pose is not applied: the
-sound field's front is the panorama's centre, as YouTube plays an untouched spatial-audio upload.
+(a square gnomonic view, ``features.equirect.render_view``). A pose yaw in the metadata is honoured as
+the pipeline honours it (``inference.panorama_input``): the sound field is world-fixed and the frame's
+azimuth ``a`` shows the world's ``a + pose_yaw``; a pose with pitch or roll is refused.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def render_sound_map(
     duration = min(foa.shape[1] / sample_rate, info.duration - start)
     if start < 0 or duration <= 0:
         raise SoundMapError(f"start {start:.3f} s lies outside the video (0 to {info.duration:.3f} s)")
-    paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, _is_equirect(Path(video), equirect))
+    pose_yaw = _panorama_pose_yaw(Path(video), equirect)
+    paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, pose_yaw)
     grid = map_grid(MAP_STEP_DEG)
 
     if kind == "png":
@@ -193,41 +195,56 @@ def _painter(
     width: int,
     info: video_io.VideoInfo,
     panorama: bool,
-    equirect: bool,
+    pose_yaw_deg: float | None,
 ) -> tuple[Painter, tuple[int, int]]:
-    """How each picture is drawn, and the (width, height) video frames are decoded at for it."""
-    if not equirect:
+    """How each picture is drawn, and the (width, height) video frames are decoded at for it.
+
+    ``pose_yaw_deg`` is None for a flat video, else the 360° video's pose yaw.
+    """
+    if pose_yaw_deg is None:
         view = _camera_view(camera, hfov_deg, width, info, panorama)
         flat: Painter = PanoramaPainter(view, _even(width)) if panorama else CameraPainter(view)
         return flat, (view.width, view.height)
     if panorama:
-        return EquirectPainter(_even(width)), (_even(width), _even(width) // 2)
+        painter = EquirectPainter(_even(width), pose_yaw=math.radians(pose_yaw_deg))
+        return painter, (_even(width), _even(width) // 2)
     side = _even(width)
     view = CameraView(
         math.radians(camera.yaw_deg), math.radians(camera.pitch_deg), math.radians(hfov_deg), side, side
     )
-    painter = CameraPainter(view)
+    camera_painter = CameraPainter(view)
+    in_frame = CameraDirection(_wrapped(camera.yaw_deg - pose_yaw_deg), camera.pitch_deg)  # the frame's own
     source_width = _even(min(info.display_width, math.ceil(side * 360 / hfov_deg)))  # ~1 px per view px
 
     def cut_out(frame: np.ndarray, levels: np.ndarray) -> np.ndarray:
-        return painter(render_view(frame, camera, fov_deg=hfov_deg, size=side), levels)
+        return camera_painter(render_view(frame, in_frame, fov_deg=hfov_deg, size=side), levels)
 
     return cut_out, (source_width, source_width // 2)
 
 
-def _is_equirect(video: Path, forced: bool | None) -> bool:
-    """Whether to read the video as a 360° panorama: as told, else as its spherical metadata says."""
+def _panorama_pose_yaw(video: Path, forced: bool | None) -> float | None:
+    """None to read the video as a flat picture, else its pose yaw in degrees (0 without metadata).
+
+    A 360° video is read as told (``forced``), else as its spherical metadata says.
+    """
     if forced is False:
-        return False
+        return None
     metadata = read_spherical_video(video)
     if metadata is None:
-        return bool(forced)
-    if not (metadata.is_monoscopic_equirect and metadata.is_full_sphere):
+        return 0.0 if forced else None
+    if not (metadata.is_monoscopic_equirect and metadata.is_full_sphere) or (
+        metadata.pose_pitch_deg or metadata.pose_roll_deg
+    ):
         raise SoundMapError(
             f"{video}: its spherical metadata says {metadata.describe()}; the sound map is drawn over "
-            "monoscopic full-sphere equirectangular video only"
+            "monoscopic full-sphere equirectangular video with no pose pitch or roll only"
         )
-    return True
+    return metadata.pose_yaw_deg
+
+
+def _wrapped(yaw_deg: float) -> float:
+    """An azimuth in [-180, 180)."""
+    return (yaw_deg + 180.0) % 360.0 - 180.0
 
 
 def _camera_view(
