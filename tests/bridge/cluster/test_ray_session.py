@@ -1,0 +1,77 @@
+"""``--ray ADDRESS`` parsing and the nodes of ``ray.nodes()``: no Ray needed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from visage.bridge.cluster.ray_session import (
+    CLIENT_PORT,
+    RayAddress,
+    RayNode,
+    nodes_from_ray,
+    parse_ray_address,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("local", RayAddress("local", "local")),
+        (" auto ", RayAddress("auto", "auto")),
+        ("ray://head", RayAddress("client", f"ray://head:{CLIENT_PORT}")),
+        ("ray://10.0.0.5:10001", RayAddress("client", "ray://10.0.0.5:10001")),
+        ("ray://[::1]:7000", RayAddress("client", "ray://[::1]:7000")),
+        ("head.example.org:6379", RayAddress("gcs", "head.example.org:6379")),
+    ],
+)
+def test_addresses_ray_understands(text: str, expected: RayAddress) -> None:
+    assert parse_ray_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "expected local, auto"),
+        ("remote", "expected local, auto"),  # a bare host has no GCS port
+        ("ray://", "expected local, auto"),
+        ("ray://head/path", "expected local, auto"),
+        ("head:0", "port '0'"),
+        ("head:65536", "port '65536'"),
+        ("ray://head:port", "port 'port'"),
+    ],
+)
+def test_malformed_addresses_are_named(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match="--ray") as error:
+        parse_ray_address(text)
+    assert says in str(error.value) and repr(text) in str(error.value)
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
+    port=st.integers(1, 65535),
+)
+def test_every_host_and_port_round_trips(host: str, port: int) -> None:
+    assert parse_ray_address(f"ray://{host}:{port}") == RayAddress("client", f"ray://{host}:{port}")
+    assert parse_ray_address(f"{host}:{port}") == RayAddress("gcs", f"{host}:{port}")
+
+
+def test_live_nodes_are_read_from_ray_nodes() -> None:
+    answer = [
+        {
+            "NodeID": "aa",
+            "Alive": True,
+            "NodeManagerAddress": "10.0.0.5",
+            "NodeManagerHostname": "gpu-1",
+            "Resources": {"CPU": 16.0, "GPU": 2.0, "node:10.0.0.5": 1.0},
+        },
+        {"NodeID": "bb", "Alive": False, "NodeManagerAddress": "10.0.0.6", "NodeManagerHostname": "gone"},
+        {"NodeID": "cc", "Alive": True, "NodeManagerAddress": "10.0.0.7", "NodeManagerHostname": "10.0.0.7"},
+    ]
+    nodes = nodes_from_ray(answer)
+    assert [n.node_id for n in nodes] == ["aa", "cc"]
+    assert (nodes[0].cpus, nodes[0].gpus, nodes[1].cpus) == (16.0, 2.0, 0.0)
+    assert nodes[0].label == "gpu-1 (10.0.0.5)"
+    assert nodes[1].label == "10.0.0.7"  # no host name beyond the address: said once
+    assert RayNode("x", "", "10.0.0.8").label == "10.0.0.8"
