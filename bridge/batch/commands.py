@@ -29,6 +29,7 @@ from visage.bridge.cli_arguments import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from visage.bridge.fill.generators import ShotGenerator
+    from visage.bridge.fill.shot_generation import FillProgress
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,14 +100,18 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
         seed=args.seed,
         resume=args.resume,
         force=args.force,
-        jobs=args.jobs,
+        jobs=sys.maxsize if args.ray else args.jobs,  # Ray packs --jobs clips per actor itself
         settings=settings,
     )
     try:
         chosen = generator if generator is not None else choose_generator(args, settings, command="batch")
     except (DaemonUnavailable, JobFailed, ValueError) as exc:
         return _fail(str(exc))
-    progress = TqdmProgress(enabled=False if args.no_progress else None)
+    progress: FillProgress = TqdmProgress(enabled=False if args.no_progress else None)
+    if args.ray:
+        from visage.bridge.cluster.overall_progress import OverallProgress
+
+        progress = OverallProgress(progress)  # one bar: the clips are spread over the actors
     try:
         report = run_batch_jobs(options, chosen, progress)
     except JobListError as exc:
@@ -122,6 +127,10 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
             file=sys.stderr,
         )
         return 130
+    finally:
+        close = getattr(chosen, "close", None)  # a Ray generator's actors and connection
+        if close is not None:
+            close()
     print(format_batch_summary(report))
     return report.exit_code
 
