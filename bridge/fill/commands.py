@@ -152,7 +152,9 @@ def choose_generator(
         explicit = args.daemon != "auto"
         address = parse_daemon(args.daemon) if explicit else find_daemon("auto", timeout_s=1.0)
         try:
-            daemon = DaemonGenerator(settings, address, token=args.token, timeout_s=None if explicit else 1.0)
+            daemon = DaemonGenerator(
+                settings, address, token=args.token, timeout_s=None if explicit else 1.0, command=command
+            )
         except DaemonUnavailable:
             if explicit:
                 raise DaemonUnavailable(f"no daemon answered at {args.daemon}") from None

@@ -9,11 +9,13 @@ refused and recorded alike either way. Only `LocalGenerator` imports torch, and 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from visage.bridge import const
 from visage.bridge.client import DaemonAddress, DaemonUnavailable, JobFailed, VisageClient
 from visage.bridge.engine import Engine, GenerateSpec, JobDone
 from visage.bridge.osc_protocol import Progress
@@ -192,6 +194,15 @@ class LocalGenerator:
                 finished(i, error)
 
 
+@runtime_checkable
+class GroupsRuns(Protocol):
+    """A generator that can show a run's jobs as one group (a daemon's web page does)."""
+
+    def begin_run(self, label: str, total: int) -> None:
+        """The next jobs belong to one run called ``label``, of ``total`` jobs."""
+        ...  # pragma: no cover
+
+
 class DaemonGenerator:
     """Sends shots to a running daemon (``visage serve``) and waits for them.
 
@@ -203,6 +214,8 @@ class DaemonGenerator:
         address: the daemon (`client.find_daemon`).
         token: the daemon's token, if it needs one (default ``$VISAGE_TOKEN``).
         timeout_s: how long a request may go unanswered.
+        command: the stage that runs it (``fill``, ``batch``): a run's group id on the daemon is
+            ``<command>:<label>:<run id>`` (see `begin_run`).
     """
 
     def __init__(
@@ -212,19 +225,33 @@ class DaemonGenerator:
         *,
         token: str | None = None,
         timeout_s: float | None = None,
+        command: str = "fill",
     ) -> None:
         self.settings = settings
         self.address = address
         self.token = token
         self.timeout_s = timeout_s
+        self.command = command
+        self._group: dict[str, object] = {}
         with self._client() as client:
             self.model_id = client.ping().model_id
 
     def _client(self) -> VisageClient:
         return VisageClient(self.address, token=self.token, timeout_s=self.timeout_s)
 
+    def begin_run(self, label: str, total: int) -> None:
+        """Send the next jobs as one group: the daemon's web page shows the run's counts and time left."""
+        run_id = uuid.uuid4().hex[:8]
+        self._group = {
+            "group": f"{self.command}:{label}:{run_id}"[: const.MAX_GROUP_CHARS],
+            "group_label": f"{self.command} {label}"[: const.MAX_GROUP_CHARS],
+            "group_total": total,
+        }
+
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
-        extra = engine_options(self.settings)
+        # The group options travel with the engine's but the daemon keeps them with the job
+        # (osc_protocol.GenerateOptions): they change neither the audio nor its cache key.
+        extra = {**engine_options(self.settings), **self._group}
         ended: set[int] = set()
 
         def end(i: int, error: Exception | None) -> None:

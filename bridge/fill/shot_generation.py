@@ -15,7 +15,7 @@ from pathlib import Path
 from visage.bridge.client import JobFailed
 from visage.bridge.result_cache import file_sha256
 
-from .generators import ShotGenerator, ShotJob
+from .generators import GroupsRuns, ShotGenerator, ShotJob
 from .manifest import FillManifest, ShotResult
 
 _SHORT_RESULT_S = 1e-3  # a result this much shorter than its media range fails
@@ -81,6 +81,8 @@ def generate_and_record(
     """
     problems: dict[str, str | None] = {}
     progress.start(len(planned), reused)
+    if isinstance(generator, GroupsRuns):  # a daemon's web page shows the run as one group
+        generator.begin_run(manifest.folder.name, len(planned))
     try:
         for first in range(0, len(planned), max(1, jobs)):
             batch = planned[first : first + max(1, jobs)]

@@ -16,7 +16,7 @@ from ..jobs import Job, JobState
 
 FILE_KINDS = ("wav", "sidecar", "preview", "soundmap")
 SOUNDMAP_SUFFIX = ".soundmap.mp4"
-FILL_GROUP_PREFIX = "fill:"
+RUN_COMMANDS = ("fill", "batch")  # a group id ``<command>:...`` is a run of `visage fill` or `visage batch`
 _WAITING = (JobState.ACCEPTED, JobState.QUEUED)
 _FAILED = (JobState.ERROR, JobState.CANCELLED)
 
@@ -31,8 +31,10 @@ def file_url(job_id: str, kind: str) -> str:
 
 
 def job_source(job: Job) -> str:
-    """``fill`` for the shots of a `visage fill` run, else who submitted it (``osc``, ``web``)."""
-    return "fill" if job.group is not None and job.group.startswith(FILL_GROUP_PREFIX) else job.source
+    """``fill`` (``batch``) for the jobs of a `visage fill` (`visage batch`) run through the daemon, else
+    who submitted it (``osc``, ``web``)."""
+    command = (job.group or "").partition(":")[0]
+    return command if command in RUN_COMMANDS else job.source
 
 
 def job_progress(job: Job, running: tuple[float, str] | None) -> tuple[float, str | None]:

@@ -1,0 +1,354 @@
+"""The web page's HTTP API on a real daemon (fake engine, loopback, free port): sessions, jobs from submit
+to done through the event stream, cancel, the OSC validation with the body's field, path rules, uploads,
+Range requests, and every guard (CSRF, Origin, Host, token).
+
+Expectations come from the API contract (README, "Web page"), the OSC protocol's error codes and the files
+themselves (the bytes uploaded, the WAV's header), not from the server's code.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import wave
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from bridge_fixtures import fake_settings, fast_engine, wait_for
+from conftest import WebDaemon
+from web_client import EventStream, PageSession, request
+
+from visage.bridge.daemon import Daemon
+from visage.bridge.state_dir import read_endpoint
+
+
+def _media(path: Path | str) -> str:
+    return f"/api/media?path={quote(str(path))}"
+
+
+def _job_body(web: WebDaemon, **fields: object) -> dict[str, object]:
+    return {
+        "media": str(web.media),
+        "start_s": 0.0,
+        "end_s": 1.0,
+        "yaw_deg": 30.0,
+        "pitch_deg": -10.0,
+        **fields,
+    }
+
+
+def _states(stream: EventStream, job_id: str) -> list[str]:
+    """The states the stream reports for one job, up to its terminal one."""
+    seen: list[str] = []
+    while not seen or seen[-1] not in ("done", "error", "cancelled"):
+        name, data = stream.next_event()
+        if name == "job" and data["id"] == job_id and (not seen or seen[-1] != data["state"]):
+            seen.append(data["state"])
+    return seen
+
+
+def test_the_session_sets_a_strict_cookie_and_describes_the_daemon(web_daemon: WebDaemon) -> None:
+    reply = request(web_daemon.url, "GET", "/api/session")
+    assert reply.status == 200
+    cookie = reply.headers["Set-Cookie"]
+    attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")}
+    assert cookie.startswith("visage_session=") and "httponly" in attributes
+    assert attributes["samesite"].strip().lower() == "samesite=strict"
+    session = reply.json()
+    assert session["token_required"] is False
+    assert session["allowed_dirs"] == [str(web_daemon.allowed_dir)]
+    assert session["upload_limit_bytes"] == 4 << 30
+    assert session["model"] == "fake-1"
+    assert session["defaults"] == {"guidance_scale": 2.5, "guidance_mode": "joint", "sample_rate": 48000}
+    assert session["convention"].startswith("AmbiX (ACN W,Y,Z,X; SN3D)")
+    assert len(session["csrf"]) >= 32
+    # The same cookie keeps its CSRF token; another browser gets another one.
+    again = request(web_daemon.url, "GET", "/api/session", headers={"Cookie": cookie.split(";")[0]})
+    assert again.json()["csrf"] == session["csrf"]
+    assert request(web_daemon.url, "GET", "/api/session").json()["csrf"] != session["csrf"]
+
+
+def test_a_job_goes_from_submit_to_done_on_the_event_stream(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    with EventStream(web_daemon.url, page.cookie) as stream:
+        assert stream.response.status == 200
+        assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+        reply = page.post_json("/api/jobs", _job_body(web_daemon, seed=5))
+        assert reply.status == 202, reply.body
+        job_id = reply.json()["job_id"]
+        states = _states(stream, job_id)
+    assert states[0] == "accepted" and states[-1] == "done"
+    assert states == sorted(states, key=["accepted", "queued", "running", "done"].index)
+    job = page.job(job_id)
+    assert (job["source"], job["state"], job["progress"], job["error"], job["group"]) == (
+        "web",
+        "done",
+        1.0,
+        None,
+        None,
+    )
+    assert (job["yaw_deg"], job["pitch_deg"], job["start_s"], job["end_s"], job["seed"]) == (
+        30.0,
+        -10.0,
+        0.0,
+        1.0,
+        5,
+    )
+    assert job["media"] == str(web_daemon.media) and job["cache_hit"] is False
+    assert job["files"]["wav"] == f"/api/jobs/{job_id}/files/wav"
+    wav = page.get(job["files"]["wav"])
+    assert wav.status == 200 and wav.headers["Content-Type"] == "audio/wav"
+    path = Path(job["output"])
+    assert wav.body == path.read_bytes()
+    with wave.open(str(path)) as reader:
+        assert reader.getnchannels() == 4  # AmbiX W, Y, Z, X
+    sidecar = page.get(job["files"]["sidecar"] + "?download=1")
+    assert json.loads(sidecar.body)  # the JSON sidecar
+    assert sidecar.headers["Content-Disposition"].startswith("attachment")
+    assert page.get(f"/api/jobs/{job_id}/files/preview").error()["code"] == "not_found"
+    assert page.get(f"/api/jobs/{job_id}/files/elsewhere").status == 404
+    # The same request again is answered from the result cache, as over OSC.
+    again = page.post_json("/api/jobs", _job_body(web_daemon, seed=5)).json()["job_id"]
+    wait_for(lambda: page.job(again)["state"] == "done")
+    assert page.job(again)["cache_hit"] is True
+
+
+def test_a_waiting_job_is_cancelled(tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    media = allowed / "clip.mp4"
+    media.write_bytes(b"\x00" * 64)
+    settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=0, max_batch=1)
+    with Daemon(settings, fast_engine(delay_s=30.0, steps=300)) as daemon:
+        assert daemon.web_url is not None
+        url = daemon.web_url.rstrip("/")
+        page = PageSession(url).open()
+        body = {"media": str(media), "end_s": 1.0}
+        first = page.post_json("/api/jobs", body).json()["job_id"]
+        second = page.post_json("/api/jobs", {**body, "seed": 1}).json()["job_id"]
+        wait_for(lambda: page.job(first)["state"] == "running")
+        reply = page.post(f"/api/jobs/{second}/cancel")
+        assert reply.status == 200 and reply.json() == {"id": second, "state": "cancelled"}
+        job = page.job(second)
+        assert job["error"]["code"] == "cancelled" and job["error"]["message"]
+        running = page.post(f"/api/jobs/{first}/cancel")  # stops between decoder steps
+        assert running.status == 200 and running.json()["id"] == first
+        wait_for(lambda: page.job(first)["state"] == "cancelled", timeout_s=10.0)
+        assert page.post("/api/jobs/no-such-job/cancel").error()["code"] == "unknown_job"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "field"),
+    [
+        ({"yaw_deg": 400.0}, "bad_direction", "yaw_deg"),
+        ({"pitch_deg": -91.0}, "bad_direction", "pitch_deg"),
+        ({"start_s": -1.0}, "bad_range", "start_s"),
+        ({"start_s": 2.0, "end_s": 1.0}, "bad_range", "end_s"),
+        ({"media": "relative/clip.mp4"}, "bad_path", "media"),
+        ({"media": ""}, "bad_path", "media"),
+        ({"seed": -1}, "bad_options", "seed"),
+        ({"guidance_scale": 51.0}, "bad_options", "guidance_scale"),
+        ({"guidance_mode": "loud"}, "bad_options", "guidance_mode"),
+        ({"yaw_deg": "left"}, "bad_type", "yaw_deg"),
+        ({"preview": "yes"}, "bad_type", "preview"),
+        ({"seed": 1.5}, "bad_type", "seed"),
+        ({"colour": "blue"}, "bad_options", "colour"),
+        ({"output": "relative.wav"}, "bad_path", "output"),
+        ({"curve": "relative.json"}, "bad_path", "curve"),
+    ],
+)
+def test_validation_refuses_with_the_osc_code_and_the_field(
+    web_daemon: WebDaemon, fields: dict[str, object], code: str, field: str
+) -> None:
+    page = PageSession(web_daemon.url).open()
+    reply = page.post_json("/api/jobs", _job_body(web_daemon, **fields))
+    assert reply.status == 400
+    error = reply.error()
+    assert (error["code"], error["field"]) == (code, field)
+    assert page.get("/api/jobs").json()["jobs"] == []
+
+
+def test_an_existing_output_is_a_conflict(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    taken = web_daemon.allowed_dir / "taken.wav"
+    taken.write_bytes(b"a user's file")
+    reply = page.post_json("/api/jobs", _job_body(web_daemon, output=str(taken)))
+    assert (
+        reply.status == 409
+        and reply.error()["code"] == "output_exists"
+        and reply.error()["field"] == "output"
+    )
+    assert taken.read_bytes() == b"a user's file"
+
+
+def test_paths_outside_the_allowed_folders_are_refused(web_daemon: WebDaemon, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"\x00" * 100)
+    page = PageSession(web_daemon.url).open()
+    reply = page.post_json("/api/jobs", _job_body(web_daemon, media=str(outside)))
+    assert reply.status == 403 and (reply.error()["code"], reply.error()["field"]) == (
+        "path_not_allowed",
+        "media",
+    )
+    escape = f"{web_daemon.allowed_dir}/../outside.mp4"  # resolved before the check
+    assert page.get(_media(escape)).error()["code"] == "path_not_allowed"
+    assert page.get(_media(outside)).status == 403
+    curve = page.post_json("/api/jobs", _job_body(web_daemon, curve=str(outside)))
+    assert curve.status == 403 and curve.error()["field"] == "curve"
+    assert page.get(_media(web_daemon.allowed_dir / "missing.mp4")).status == 404
+
+
+def test_media_answers_range_requests(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    data = web_daemon.media.read_bytes()
+    path = _media(web_daemon.media)
+    whole = page.get(path)
+    assert whole.status == 200 and whole.body == data and whole.headers["Content-Type"] == "video/mp4"
+    part = page.get(path, Range="bytes=100-299")
+    assert part.status == 206 and part.body == data[100:300]
+    assert part.headers["Content-Range"] == f"bytes 100-299/{len(data)}"
+    tail = page.get(path, Range="bytes=-10")
+    assert tail.status == 206 and tail.body == data[-10:]
+
+
+def test_uploads_land_in_the_state_folder_under_a_safe_name(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    data = bytes(range(256)) * 1000
+    reply = page.post("/api/uploads?name=..%2F..%2F.evil%20clip.mp4", data)
+    assert reply.status == 201, reply.body
+    saved = Path(reply.json()["path"])
+    uploads = web_daemon.daemon.settings.state_dir / "uploads"
+    assert saved.parent.parent == uploads and saved.name == "evil clip.mp4"
+    assert saved.read_bytes() == data and reply.json()["size"] == len(data)
+    # An uploaded file is media like any other: shown, and generated for.
+    assert page.get(_media(saved)).body == data
+    job = page.post_json("/api/jobs", {"media": str(saved), "end_s": 0.5})
+    assert job.status == 202, job.body
+
+
+def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    settings = fake_settings(tmp_path, web_port=0, web_upload_limit=1000)
+    with Daemon(settings, fast_engine()) as daemon:
+        assert daemon.web_url is not None
+        url = daemon.web_url.rstrip("/")
+        page = PageSession(url).open()
+        assert page.session["upload_limit_bytes"] == 1000
+        reply = page.post("/api/uploads?name=big.mp4", b"\x01" * 1001)
+        assert reply.status == 413 and reply.error()["code"] == "too_large"
+        assert page.post("/api/uploads?name=fits.mp4", b"\x01" * 1000).status == 201
+        # A body cut short: nothing of it stays.
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5.0) as sock:
+            head = (
+                f"POST /api/uploads?name=cut.mp4 HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: {url}\r\n"
+                f"Cookie: {page.cookie}\r\nX-Visage-CSRF: {page.csrf}\r\nContent-Length: 900\r\n\r\n"
+            )
+            sock.sendall(head.encode() + b"\x02" * 300)
+        uploads = settings.state_dir / "uploads"
+        wait_for(lambda: [p.name for p in uploads.rglob("*") if p.is_file()] == ["fits.mp4"])
+
+
+def test_a_direction_curve_is_checked_and_stored(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    curve = {"time": [0.0, 0.5, 1.0], "yaw": [0.0, 45.0, 90.0], "pitch": [0.0, 5.0, 10.0]}
+    reply = page.post("/api/curves", json.dumps(curve).encode())
+    assert reply.status == 201, reply.body
+    saved = Path(reply.json()["path"])
+    assert saved.parent.parent == web_daemon.daemon.settings.state_dir / "uploads"
+    assert json.loads(saved.read_text()) == curve
+    csv = page.post("/api/curves", b"time,yaw,pitch\n0,10,0\n1,20,0\n")
+    assert csv.status == 201 and json.loads(Path(csv.json()["path"]).read_text())["yaw"] == [10.0, 20.0]
+    bad = page.post("/api/curves", b'{"time": [1, 0], "yaw": [0, 0], "pitch": [0, 0]}')
+    assert bad.status == 400 and "increase" in bad.error()["message"]
+    job = page.post_json("/api/jobs", _job_body(web_daemon, curve=str(saved)))
+    assert job.status == 202, job.body
+
+
+def test_state_changing_requests_need_the_csrf_token(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    body = json.dumps(_job_body(web_daemon)).encode()
+    headers = page.headers()
+    del headers["X-Visage-CSRF"]
+    missing = request(web_daemon.url, "POST", "/api/jobs", body, headers)
+    assert missing.status == 403 and missing.error()["code"] == "csrf"
+    wrong = request(web_daemon.url, "POST", "/api/jobs", body, page.headers(**{"X-Visage-CSRF": "guess"}))
+    assert wrong.status == 403 and wrong.error()["code"] == "csrf"
+    other = PageSession(web_daemon.url).open()  # another session's token does not fit this cookie
+    crossed = request(
+        web_daemon.url, "POST", "/api/jobs", body, page.headers(**{"X-Visage-CSRF": other.csrf})
+    )
+    assert crossed.status == 403 and crossed.error()["code"] == "csrf"
+    assert page.get("/api/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://127.0.0.1:1", None, "null"])
+def test_a_post_from_another_origin_is_refused(web_daemon: WebDaemon, origin: str | None) -> None:
+    page = PageSession(web_daemon.url).open()
+    headers = page.headers()
+    if origin is None:
+        del headers["Origin"]
+    else:
+        headers["Origin"] = origin
+    reply = request(web_daemon.url, "POST", "/api/jobs", json.dumps(_job_body(web_daemon)).encode(), headers)
+    assert reply.status == 403 and reply.error()["code"] == "forbidden_origin"
+    assert page.get("/api/jobs").json()["jobs"] == []
+
+
+def test_a_foreign_host_header_is_refused(web_daemon: WebDaemon) -> None:
+    port = web_daemon.url.rsplit(":", 1)[1]
+    page = PageSession(web_daemon.url).open()
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1:1"):
+        get = request(web_daemon.url, "GET", "/api/jobs", headers={"Host": host, "Cookie": page.cookie})
+        assert get.status == 403 and get.error()["code"] == "forbidden_host"
+        headers = page.headers(Host=host, Origin=f"http://{host}")
+        post = request(
+            web_daemon.url, "POST", "/api/jobs", json.dumps(_job_body(web_daemon)).encode(), headers
+        )
+        assert post.status == 403 and post.error()["code"] == "forbidden_host"
+    # The names of loopback itself are the daemon's.
+    local = f"localhost:{port}"
+    reply = request(web_daemon.url, "GET", "/api/jobs", headers={"Host": local, "Cookie": page.cookie})
+    assert reply.status == 200
+
+
+def test_a_token_daemon_wants_it_once_then_trusts_the_cookie_for_gets(
+    web_daemon_with_token: WebDaemon,
+) -> None:
+    web = web_daemon_with_token
+    assert request(web.url, "GET", "/api/session").error()["code"] == "unauthorized"
+    wrong = request(web.url, "GET", "/api/session", headers={"X-Visage-Token": "x" * 30})
+    assert wrong.status == 401
+    assert request(web.url, "GET", "/api/jobs").status == 401
+    page = PageSession(web.url, token=web.token).open()
+    assert page.session["token_required"] is True
+    assert page.get("/api/jobs").status == 200  # the cookie alone: EventSource, <video> sources
+    with EventStream(web.url, page.cookie) as stream:
+        assert stream.response.status == 200
+    headers = page.headers()
+    del headers["X-Visage-Token"]
+    body = json.dumps(_job_body(web)).encode()
+    refused = request(web.url, "POST", "/api/jobs", body, headers)
+    assert refused.status == 401 and refused.error()["code"] == "unauthorized"
+    assert page.post_json("/api/jobs", _job_body(web)).status == 202
+    # A cookie made without the token (none was required then) would not do: there is no such cookie.
+    assert request(web.url, "GET", "/api/jobs", headers={"Cookie": "visage_session=forged"}).status == 401
+
+
+def test_the_page_files_are_served_without_traversal(web_daemon: WebDaemon) -> None:
+    index = request(web_daemon.url, "GET", "/")
+    assert index.status == 200 and index.headers["Content-Type"].startswith("text/html")
+    assert index.headers["Cache-Control"] == "no-cache"
+    assert b"<html" in index.body.lower()
+    static = Path(__file__).resolve().parents[3] / "bridge" / "web" / "static"
+    for name in sorted(p.name for p in static.glob("*.js"))[:1]:
+        script = request(web_daemon.url, "GET", f"/static/{name}")
+        assert script.status == 200 and script.body == (static / name).read_bytes()
+        assert script.headers["Content-Type"].startswith("text/javascript")
+    for path in ("/static/..%2F__init__.py", "/static/../api.py", "/static/.hidden", "/static/%2e%2e"):
+        assert request(web_daemon.url, "GET", path).status == 404, path
+
+
+def test_the_bound_url_is_in_daemon_json(web_daemon: WebDaemon) -> None:
+    info = read_endpoint(web_daemon.daemon.settings.endpoint_path)
+    assert info is not None and info.web_url == web_daemon.url + "/"
