@@ -1,6 +1,9 @@
 """Synthetic equirectangular panoramas for the 360° input tests: a bright disc at a known direction on a
 static textured background, as numpy frames or as an H.264 video.
 
+Spherical metadata (``st3d`` + ``sv3d``) is added with the project's own box builders
+(``files.spherical_video``), whose byte layouts are tested against the RFCs in ``tests/model/files``.
+
 The geometry is written out here from the equirectangular definition (centre column = azimuth 0 =
 AmbiX front, left half = positive azimuth, top row = up; pixel centres at ``x + 0.5``), not taken from
 ``features.equirect``, so the tests that use it check that module instead of repeating it.
@@ -15,6 +18,10 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.frame import VideoFrame
+
+from visage.model.files.mp4_boxes import top_level_boxes
+from visage.model.files.spherical_boxes import SphericalBoxes, insert_spherical_boxes
+from visage.model.files.spherical_video import SphericalVideo, build_st3d, build_sv3d
 
 DISC_COLOR = (255, 255, 255)
 
@@ -79,4 +86,15 @@ def write_panorama_video(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def add_spherical_metadata(path: Path, video: SphericalVideo) -> Path:
+    """Mark an MP4 as 360° in place: ``st3d`` + ``sv3d`` boxes in its video sample entry."""
+    data = path.read_bytes()
+    with path.open("rb") as f:
+        moov = next(b for b in top_level_boxes(f) if b.type == b"moov")
+    boxes = SphericalBoxes(st3d=build_st3d(video.stereo), sv3d=build_sv3d(video))
+    new_moov = insert_spherical_boxes(data[moov.start : moov.end], boxes, moov.start)
+    path.write_bytes(data[: moov.start] + new_moov + data[moov.end :])
     return path

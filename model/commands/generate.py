@@ -18,6 +18,7 @@ from visage.bridge.cli_arguments import (
     add_loudness_argument,
     add_model_arguments,
     add_output_format_arguments,
+    add_panorama_arguments,
     add_range_arguments,
     add_seed_argument,
 )
@@ -231,6 +232,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         help="the preview's decoder: the built-in head, or the one YouTube plays 360° videos with",
     )
     add_loudness_argument(parser, example="e.g. -23")
+    add_panorama_arguments(parser, save_view=True)
     add_force_argument(parser)
 
 
@@ -240,6 +242,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from visage.model.environment import quiet_libraries
+    from visage.model.files.result_files import INPUT_KEY
     from visage.model.inference.job_request import JobOptions, job_request
     from visage.model.inference.pipeline import VideoToAmbisonics, validate_request
     from visage.model.network.checkpoint import DEFAULT_REPO_ID
@@ -266,7 +269,10 @@ def run_generate(args: argparse.Namespace) -> int:
                 binaural_preview=args.binaural_preview,
                 preview_renderer=args.preview_renderer,
                 loudness_target=args.loudness,
+                equirect=args.equirect,
+                look=args.look,
             ),
+            save_view=args.save_view,
         )
         validate_request(request)  # before the slow part: model loading
         checkpoint = args.model or args.checkpoint or DEFAULT_REPO_ID
@@ -301,6 +307,11 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     if result.preview is not None:
         print(f"wrote {result.preview.path} (binaural preview for headphones)")
+    if args.save_view is not None:
+        print(f"wrote {args.save_view} (the frames the model saw, 4 fps)")
+    note = result.metadata.get(INPUT_KEY, {}).get("note")
+    if note:
+        print(f"note: {note}")
     loudness = result.metadata.get("loudness")
     if loudness and loudness.get("w_lufs") is not None:
         print(f"loudness: W {loudness['w_lufs']:.1f} LUFS")

@@ -6,7 +6,10 @@ the bridge's own (guidance, seed, sample rate, output, direction curve): ``guida
 directional, visual, dual, none), ``direction_scale`` (dual mode), ``format`` (``pcm24`` or ``float``),
 ``top_k``, ``temperature``, ``binaural_preview`` (default true: a stereo ``<output>.binaural.wav`` for
 headphones beside the result, named under ``preview`` in its sidecar, which hosts place for monitoring),
-``loudness_target`` (LUFS: W normalised to it, all channels one gain).
+``loudness_target`` (LUFS: W normalised to it, all channels one gain), ``equirect`` (read the media as
+a 360° panorama without spherical metadata), ``look`` (``auto``: a 360° video's windows look where
+things move). A 360° file the pipeline cannot read (cubemap, stereo, tilted pose, ``look`` on a flat
+video) fails with ``unsupported_video``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from visage.model.files.video_io import RangeError, VideoError
 from visage.model.network.checkpoint import DEFAULT_REPO_ID
 
 from .job_request import BadOption, JobOptions, job_request
+from .panorama_input import UnsupportedVideo
 from .pipeline import GenerationCancelled, GenerationOutput, GenerationRequest, VideoToAmbisonics
 from .tiny_random_bundle import TINY_RANDOM
 
@@ -114,6 +118,8 @@ def _outcome(result: GenerationOutput | Exception) -> JobOutcome:
         return JobDone(result.written.path, result.written.sidecar)
     if isinstance(result, GenerationCancelled):
         return cancelled_outcome()
+    if isinstance(result, UnsupportedVideo):
+        return JobFailed("unsupported_video", str(result))
     if isinstance(result, RangeError):
         return JobFailed("bad_range", str(result))
     if isinstance(result, VideoError):

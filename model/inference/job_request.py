@@ -19,6 +19,7 @@ from visage.model.delivery.binaural_preview import PREVIEW_RENDERERS
 from visage.model.features.direction import CameraDirection, DirectionSource, load_direction_curve
 from visage.model.network.generation import GUIDANCE_MODES, Guidance, Sampling
 
+from .panorama_input import LOOK_MODES
 from .pipeline import GenerationRequest
 
 SAMPLE_FORMATS = {"pcm24": "PCM_24", "float": "FLOAT"}  # option value -> WAV subtype
@@ -33,6 +34,8 @@ _OPTION_TYPES: dict[str, type] = {
     "binaural_preview": bool,
     "preview_renderer": str,
     "loudness_target": float,
+    "equirect": bool,
+    "look": str,
 }
 
 
@@ -52,6 +55,8 @@ class JobOptions:
         binaural_preview: also write the headphone preview beside the output.
         preview_renderer: the preview's decoder (:data:`PREVIEW_RENDERERS`: ``spherical-head``, ``youtube``).
         loudness_target: LUFS that W is normalised to (one gain for all channels); None keeps the level.
+        equirect: read the video as a 360° equirectangular panorama even without spherical metadata.
+        look: None, or ``"auto"``: each window of a 360° video looks where things move.
     """
 
     guidance_mode: str = "joint"
@@ -62,6 +67,8 @@ class JobOptions:
     binaural_preview: bool = False
     preview_renderer: str = PREVIEW_RENDERERS[0]
     loudness_target: float | None = None
+    equirect: bool = False
+    look: str | None = None
 
     @classmethod
     def from_json(cls, options: Mapping[str, Any], defaults: JobOptions | None = None) -> JobOptions:
@@ -93,6 +100,7 @@ def job_request(
     overwrite: bool = False,
     options: JobOptions | None = None,
     metadata: Mapping[str, Any] | None = None,
+    save_view: Path | None = None,
 ) -> GenerationRequest:
     """The pipeline request for one job.
 
@@ -108,9 +116,11 @@ def job_request(
         overwrite: replace an existing output.
         options: the rest (:class:`JobOptions`; the defaults when None).
         metadata: keys recorded under ``request`` in the sidecar.
+        save_view: also write the frames the model saw to this MP4 (``visage generate --save-view``).
 
     Raises:
-        BadOption: a guidance mode, format, guidance scale, top_k or temperature that cannot be used.
+        BadOption: a guidance mode, format, guidance scale, top_k, temperature or look that cannot be
+            used.
         DirectionError: a direction out of range, or a direction file missing, unreadable or malformed.
     """
     opts = options or JobOptions()
@@ -124,6 +134,8 @@ def job_request(
         raise BadOption(
             f"option preview_renderer must be {' or '.join(PREVIEW_RENDERERS)}, got {opts.preview_renderer!r}"
         )
+    if opts.look is not None and opts.look not in LOOK_MODES:
+        raise BadOption(f"option look must be {' or '.join(LOOK_MODES)}, got {opts.look!r}")
     try:
         guidance = Guidance(opts.guidance_mode, guidance_scale, opts.direction_scale)
         Sampling(top_k=opts.top_k, temperature=opts.temperature)  # the sampler's own range checks
@@ -146,6 +158,9 @@ def job_request(
         binaural_preview=opts.binaural_preview,
         preview_renderer=opts.preview_renderer,
         loudness_target=opts.loudness_target,
+        equirect=opts.equirect,
+        look=opts.look,
+        save_view=None if save_view is None else Path(save_view),
     )
 
 

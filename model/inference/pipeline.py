@@ -6,6 +6,12 @@ tokens -> patch energy maps -> windows of guided generation (all requests' k-th 
 -> DAC decoding of each clip's whole code stream -> resampling to the output rate, exactly the
 requested number of samples -> an atomically written WAV with a JSON sidecar that records how to
 reproduce it. The daemon, the OTIO batch and the command line all go through here.
+
+A 360° video (``panorama_input``: spherical metadata, or ``equirect``) gives the model what the dataset
+gave it in training: per window, the 90° view at the window's direction (``panorama_views``), its own
+CLIP features and energy map. The direction is the world direction the view looks at, so the result is
+world-fixed (front = the panorama's centre column), as for flat video, where the direction says where
+the camera looked in the sound field's frame.
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ from visage.model.features.energy_map import energy_map
 from visage.model.features.vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
 from visage.model.features.windows import Window, plan_windows
 from visage.model.files.audio_io import WrittenAudio, check_output_path, resample, write_ambix
-from visage.model.files.result_files import PREVIEW_KEY
+from visage.model.files.output_files import check_new_output
+from visage.model.files.panorama_video import write_view_clip
+from visage.model.files.result_files import INPUT_KEY, PREVIEW_KEY
 from visage.model.files.video_io import RangeError, VideoError, probe_video, read_clip_frames
 from visage.model.network.checkpoint import DEFAULT_REPO_ID, load_pretrained
 from visage.model.network.fast_decoder import fast_kind, make_fast
@@ -52,6 +60,8 @@ from visage.model.network.visage import Visage
 
 from .device_choice import resolve_device, resolve_dtype
 from .kernel_store import use_store
+from .panorama_input import PanoramaInput, panorama_input
+from .panorama_views import saved_view_frames, window_views
 from .tiny_random_bundle import TINY_RANDOM, tiny_random_folder
 
 log = logging.getLogger(__name__)
@@ -91,6 +101,11 @@ class GenerationRequest:
             (the decoder YouTube plays 360° videos with).
         loudness_target: scale all four channels together so that W reaches this integrated loudness
             (LUFS, e.g. -23); None keeps the model's level. The sidecar records the loudness either way.
+        equirect: read the video as an equirectangular 360° panorama even without spherical metadata
+            (``panorama_input`` has the rules; metadata makes it one anyway).
+        look: None, or ``"auto"``: each window of a 360° video looks where things move.
+        save_view: also write the frames the model saw (4 fps MP4: the views of a 360° video, the
+            cropped frames of a flat one); replaced only with ``overwrite``.
     """
 
     media: Path
@@ -109,6 +124,9 @@ class GenerationRequest:
     binaural_preview: bool = False
     preview_renderer: str = "spherical-head"
     loudness_target: float | None = None
+    equirect: bool = False
+    look: str | None = None
+    save_view: Path | None = None
 
 
 @dataclass
@@ -125,7 +143,7 @@ class GenerationOutput:
 
 @dataclass
 class _Plan:
-    """A request resolved: its range, windows, features and growing code stream."""
+    """A request resolved: its range, windows, features per window and growing code stream."""
 
     index: int
     request: GenerationRequest
@@ -133,9 +151,12 @@ class _Plan:
     end: float
     seed: int
     windows: list[Window]
-    directions: list[CameraDirection] = field(default_factory=list)
-    clip: torch.Tensor | None = None  # [F, 512]
-    energy: torch.Tensor | None = None  # [F, 49]
+    source: PanoramaInput
+    directions: list[CameraDirection] = field(default_factory=list)  # per window, world frame
+    clips: list[torch.Tensor] = field(default_factory=list)  # per window [F_k, 512]
+    energies: list[torch.Tensor] = field(default_factory=list)  # per window [F_k, 49]
+    views: list[dict[str, Any]] = field(default_factory=list)  # 360° input: per window, for the sidecar
+    seen: np.ndarray | None = None  # [F, S, S, 3] frames the model saw, kept for save_view
     codes: torch.Tensor | None = None  # [T, 36]
 
     @property
@@ -148,10 +169,17 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
 
     Raises the specific error of the first problem: the output cannot be written (exists, folder
     missing or read-only), the media is missing / not a video / has no video stream, the range is
-    empty, negative or beyond the video, the sample rate is not positive, or top_k / temperature are
-    out of range. Directions are checked when they are built (:class:`CameraDirection`,
-    :class:`DirectionCurve`).
+    empty, negative or beyond the video, the sample rate is not positive, top_k / temperature are
+    out of range, or the video cannot be read as asked (``panorama_input.UnsupportedVideo``: cubemap or
+    stereo 360°, ``look`` on a flat video, ...). Directions are checked when they are built
+    (:class:`CameraDirection`, :class:`DirectionCurve`).
     """
+    start, end, _ = _checked(request)
+    return start, end
+
+
+def _checked(request: GenerationRequest) -> tuple[float, float, PanoramaInput]:
+    """:func:`validate_request`'s checks; also says how the video is read."""
     if request.output is not None:
         check_output_path(request.output, overwrite=request.overwrite)
     if request.binaural_preview:
@@ -165,6 +193,8 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
         raise ValueError(f"sample_rate must be positive, got {request.sample_rate}")
     if request.subtype not in ("PCM_24", "FLOAT"):
         raise ValueError(f"subtype must be PCM_24 or FLOAT, got {request.subtype!r}")
+    if request.save_view is not None:
+        check_new_output(request.save_view, suffixes=(".mp4",), overwrite=request.overwrite)
     Sampling(top_k=request.top_k, temperature=request.temperature)  # its checks, before any model runs
     info = probe_video(request.media)
     if not info.has_video:
@@ -183,7 +213,7 @@ def validate_request(request: GenerationRequest) -> tuple[float, float]:
             f"{request.media}: range [{start}, {end}) s goes beyond the end of the video "
             f"at {info.duration:.3f} s"
         )
-    return start, end
+    return start, end, panorama_input(request.media, info, equirect=request.equirect, look=request.look)
 
 
 class VideoToAmbisonics:
@@ -307,7 +337,7 @@ class VideoToAmbisonics:
         return [r if r is not None else RuntimeError("no result") for r in results]
 
     def _plan(self, index: int, request: GenerationRequest) -> _Plan:
-        start, end = validate_request(request)
+        start, end, source = _checked(request)
         seq = self.model.config.sequence
         windows = plan_windows(start, end, seq)
         directions = [
@@ -319,10 +349,13 @@ class VideoToAmbisonics:
             for w in windows
         ]
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        return _Plan(index, request, start, end, seed, windows, directions)
+        return _Plan(index, request, start, end, seed, windows, source, directions)
 
     @torch.inference_mode()
     def _features(self, plan: _Plan) -> None:
+        if plan.source.panorama:
+            self._panorama_features(plan)
+            return
         frames = read_clip_frames(
             plan.request.media,
             plan.start,
@@ -331,8 +364,45 @@ class VideoToAmbisonics:
             size=self.vision.image_size,
         )
         features = self.vision(frames.frames)
-        plan.clip = features.frame_embeds.float()  # [F, 512]
-        plan.energy = energy_map(features.patch_tokens)  # [F, 49]
+        clip = features.frame_embeds.float()  # [F, 512]
+        energy = energy_map(features.patch_tokens)  # [F, 49]
+        plan.clips = [clip[w.clip_start : w.clip_stop] for w in plan.windows]
+        plan.energies = [energy[w.clip_start : w.clip_stop] for w in plan.windows]
+        if plan.request.save_view is not None:
+            plan.seen = frames.frames
+
+    def _panorama_features(self, plan: _Plan) -> None:
+        """Each window's view clip of a 360° video, its features computed as for a flat clip of its own."""
+        seq = self.model.config.sequence
+        views = window_views(
+            Path(plan.request.media),
+            plan.start,
+            plan.end,
+            plan.windows,
+            plan.directions,
+            plan.source,
+            look=plan.request.look,
+            fps=seq.clip_frame_rate,
+            size=self.vision.image_size,
+        )
+        kept = []
+        for k, (window, view) in enumerate(zip(plan.windows, views, strict=True)):
+            features = self.vision(view.frames)
+            plan.clips.append(features.frame_embeds.float())  # [F_k, 512]
+            plan.energies.append(energy_map(features.patch_tokens))  # [F_k, 49]
+            plan.directions[k] = view.direction
+            plan.views.append(
+                {
+                    "start_s": plan.start + window.clip_start / seq.clip_frame_rate,
+                    "yaw_deg": view.rendered.yaw_deg,
+                    "pitch_deg": view.rendered.pitch_deg,
+                    "looked": view.looked,
+                }
+            )
+            if plan.request.save_view is not None:
+                kept.append(view.frames)
+        if kept:
+            plan.seen = saved_view_frames(plan.windows, kept)
 
     def _generate_codes(
         self, plans: list[_Plan], report: Progress, cancelled: Callable[[int], bool]
@@ -371,8 +441,8 @@ class VideoToAmbisonics:
         clip = torch.zeros(b, max_frames, self.model.config.d_clip)
         energy = torch.zeros(b, max_frames, self.model.config.energy_map_size)
         for i, (p, w) in enumerate(zip(plans, wins, strict=True)):
-            clip[i, : w.clip_frames] = p.clip[w.clip_start : w.clip_stop]  # type: ignore[index]
-            energy[i, : w.clip_frames] = p.energy[w.clip_start : w.clip_stop]  # type: ignore[index]
+            clip[i, : w.clip_frames] = p.clips[r]
+            energy[i, : w.clip_frames] = p.energies[r]
         direction = torch.from_numpy(np.stack([model_direction_vector(p.directions[r]) for p in plans]))
         max_prompt = max(w.prompt for w in wins)
         prompt = None
@@ -443,7 +513,11 @@ class VideoToAmbisonics:
             }
         rendered = None
         if req.binaural_preview:
-            listener = req.direction if isinstance(req.direction, CameraDirection) else CameraDirection(0, 0)
+            listener = (  # the field's front when the direction changes from window to window
+                req.direction
+                if isinstance(req.direction, CameraDirection) and req.look is None
+                else CameraDirection(0, 0)
+            )
             rendered = render_binaural_preview(
                 audio, req.sample_rate, listener, renderer=req.preview_renderer
             )
@@ -452,6 +526,10 @@ class VideoToAmbisonics:
             loudness = measure_loudness_if_possible(audio, req.sample_rate)
         metadata["loudness"] = None if loudness is None else loudness.as_metadata()
         written = preview = None
+        if req.save_view is not None and plan.seen is not None:
+            write_view_clip(
+                req.save_view, plan.seen, self.model.config.clip_frame_rate, overwrite=req.overwrite
+            )
         if req.output is not None:
             if rendered is not None:
                 metadata[PREVIEW_KEY] = preview_path(req.output).name  # relative to the sidecar's folder
@@ -516,7 +594,28 @@ class VideoToAmbisonics:
             "sampling": {"seed": plan.seed, "top_k": req.top_k, "temperature": req.temperature},
             "windows": len(plan.windows),
             **({"request": dict(req.metadata)} if req.metadata else {}),
+            **({INPUT_KEY: self._input_metadata(plan)} if plan.source.panorama or plan.source.note else {}),
         }
+
+    def _input_metadata(self, plan: _Plan) -> dict[str, Any]:
+        """How the video was read (360° or flat), where each window's view looked, and the result's frame."""
+        source, req = plan.source, plan.request
+        entry: dict[str, Any] = {
+            "projection": "equirectangular" if source.panorama else "flat",
+            "sound_field": source.sound_field_frame(),
+        }
+        if source.panorama:
+            entry |= {
+                "detected_by": source.detected_by,
+                "pose_yaw_deg": source.pose_yaw_deg,
+                "look": req.look,
+                "views": plan.views,
+            }
+        if source.note:
+            entry["note"] = source.note
+        if req.save_view is not None:
+            entry["saved_views"] = str(Path(req.save_view).resolve())
+        return entry
 
 
 def _group_by(items: list[_Plan], key: Callable[[_Plan], Any]) -> list[list[_Plan]]:
