@@ -16,7 +16,9 @@ the camera turned by -90° of AmbiX yaw (the stored ``direction_rotated``).
 
 Clips already in the manifest are skipped, so an interrupted build resumes where its last shard ended;
 a clip (or a whole recording) that fails is reported, recorded in the manifest with the reason, and
-skipped. Models are passed in (:class:`FeatureModels`), so tests run the real path on tiny ones.
+skipped. Models are passed in (:class:`FeatureModels`), so tests run the real path on tiny ones; or a
+`ClipFeaturizer` that computes features elsewhere (``ray_build``: on Ray actors) and hands them back in
+the order the clips were planned, so that this one writer makes the same shards either way.
 
 Dimension letters: F CLIP frames, S view side, C = 4 AmbiX channels, N samples, T code frames, K rows.
 """
@@ -25,9 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -123,6 +126,42 @@ class PlannedClip:
     audio: np.ndarray
     sample_rate: int
     views: Callable[[], np.ndarray]
+
+
+# A clip's features and field-of-view frames, or why they could not be made (``Type: message``).
+ClipResult = tuple[ClipTensors, np.ndarray] | str
+# What a build sends to be computed, in order: a clip, or a failure passed through to keep its place.
+Work = PlannedClip | Failure
+
+
+class ClipFeaturizer(Protocol):
+    """Computes clip features somewhere (here, on a cluster) for `build_dataset`."""
+
+    def settings(self, options: BuildOptions) -> DatasetSettings:
+        """The dataset settings its models give (codec rate, rows, names)."""
+        ...  # pragma: no cover
+
+    def features(
+        self, work: Iterable[Work], options: BuildOptions
+    ) -> Iterator[tuple[Work, ClipResult | None]]:
+        """Each item of ``work`` with its result (None for a failure), in the order of ``work``."""
+        ...  # pragma: no cover
+
+
+class LocalFeaturizer:
+    """Features computed in this process, one clip at a time."""
+
+    def __init__(self, models: FeatureModels) -> None:
+        self.models = models
+
+    def settings(self, options: BuildOptions) -> DatasetSettings:
+        return dataset_settings(self.models, options)
+
+    def features(
+        self, work: Iterable[Work], options: BuildOptions
+    ) -> Iterator[tuple[Work, ClipResult | None]]:
+        for item in work:
+            yield item, None if isinstance(item, Failure) else clip_result(item, self.models, options)
 
 
 @dataclass(frozen=True)
@@ -230,12 +269,21 @@ def clip_features(
     return tensors, views
 
 
+def clip_result(clip: PlannedClip, models: FeatureModels, options: BuildOptions) -> ClipResult:
+    """`clip_features`, or why it failed: a broken clip is reported, not raised."""
+    try:
+        return clip_features(clip, models, options)
+    except Exception as exc:
+        return _describe(exc)
+
+
 def _split_of(name: str, fraction: float) -> str:
     digest = hashlib.sha1(name.encode("utf-8")).digest()
     return "val" if int.from_bytes(digest[:8], "big") / 2**64 < fraction else "train"
 
 
-def _settings(models: FeatureModels, options: BuildOptions) -> DatasetSettings:
+def dataset_settings(models: FeatureModels, options: BuildOptions) -> DatasetSettings:
+    """What a dataset built with ``models`` and ``options`` records (and must match to be extended)."""
     codec = models.codec
     return DatasetSettings(
         clip_seconds=float(options.rules.clip_seconds),
@@ -252,14 +300,15 @@ def _settings(models: FeatureModels, options: BuildOptions) -> DatasetSettings:
 
 def build_dataset(
     output: str | Path,
-    models: FeatureModels,
+    models: FeatureModels | ClipFeaturizer,
     *,
     recordings: Sequence[str | Path] = (),
     table: Sequence[TableClip] = (),
     options: BuildOptions | None = None,
     log: Log = lambda _: None,
 ) -> BuildReport:
-    """Build (or extend) the dataset in ``output`` from recordings and/or clip-table rows.
+    """Build (or extend) the dataset in ``output`` from recordings and/or clip-table rows; ``models`` are
+    used here, or a `ClipFeaturizer` computes the features (the output is the same).
 
     Raises:
         DatasetFormatError: ``output`` holds a dataset made with other settings.
@@ -267,7 +316,8 @@ def build_dataset(
     options = options or BuildOptions()
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
-    settings = _settings(models, options)
+    featurizer = LocalFeaturizer(models) if isinstance(models, FeatureModels) else models
+    settings = featurizer.settings(options)
     if (folder / "manifest.json").exists():
         manifest = Manifest.read(folder)
         if manifest.settings != settings:
@@ -311,26 +361,38 @@ def build_dataset(
             except Exception as exc:
                 yield Failure(str(row.video), row.id, _describe(exc))
 
-    for item in planned():
-        if isinstance(item, Failure):
-            manifest.failures.append(item)
-            log(f"skipped {item.source}{f' ({item.clip})' if item.clip else ''}: {item.error}")
+    def work() -> Iterator[Work]:
+        """The clips still to build, and the failures among them, in order."""
+        nonlocal already
+        sent: set[str] = set()
+        for item in planned():
+            if isinstance(item, PlannedClip) and item.id in done:
+                already += 1
+            elif isinstance(item, PlannedClip) and item.id in sent:
+                error = ValueError(f"clip id {item.id} is used by another clip in this run")
+                yield Failure(item.source, item.id, _describe(error))
+            else:
+                if isinstance(item, PlannedClip):
+                    sent.add(item.id)
+                yield item
+
+    for item, result in featurizer.features(work(), options):
+        if isinstance(item, Failure) or isinstance(result, str):
+            failure = item if isinstance(item, Failure) else Failure(item.source, item.id, str(result))
+            manifest.failures.append(failure)
+            log(f"skipped {failure.source}{f' ({failure.clip})' if failure.clip else ''}: {failure.error}")
             continue
-        if item.id in done:
-            already += 1
-            continue
-        try:
-            if item.id in produced or item.id in pending:
-                raise ValueError(f"clip id {item.id} is used by another clip in this run")
-            tensors, views = clip_features(item, models, options)
-            if options.write_views:
+        assert result is not None
+        tensors, views = result
+        if options.write_views:
+            try:
                 write_view_clip(
                     folder / "views" / f"{item.id}.mp4", views, options.clip_frame_rate, overwrite=True
                 )
-        except Exception as exc:
-            manifest.failures.append(Failure(item.source, item.id, _describe(exc)))
-            log(f"skipped {item.id} ({item.source}): {_describe(exc)}")
-            continue
+            except Exception as exc:
+                manifest.failures.append(Failure(item.source, item.id, _describe(exc)))
+                log(f"skipped {item.id} ({item.source}): {_describe(exc)}")
+                continue
         split = item.split or _split_of(Path(item.source).stem, options.val_fraction)
         pending[item.id] = (replace(item, split=split), tensors)
         produced.add(item.id)
