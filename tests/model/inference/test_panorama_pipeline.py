@@ -24,7 +24,7 @@ from visage.bridge.errors import RequestError
 from visage.bridge.fill.generators import GenerationSettings, engine_options
 from visage.bridge.osc_protocol import parse_options
 from visage.model.cli import main
-from visage.model.features.direction import CameraDirection, model_direction_vector
+from visage.model.features.direction import CameraDirection, DirectionCurve, model_direction_vector
 from visage.model.features.windows import plan_windows
 from visage.model.files.output_files import OutputExistsError
 from visage.model.files.result_files import DIRECTION_KEY, INPUT_KEY, sidecar_path
@@ -114,6 +114,25 @@ def test_the_model_sees_the_view_where_things_move_and_is_told_that_direction(
     assert saved.shape == (frames, 224, 224, 3)
     rows, cols = np.nonzero(np.all(saved[frames // 2] > 180, axis=-1))
     assert abs(rows.mean() - 111.5) < 20 and abs(cols.mean() - 111.5) < 20
+
+
+def test_each_window_of_a_long_clip_sees_and_is_told_its_own_direction(
+    pipeline: VideoToAmbisonics, tmp_path: Path, network_inputs: list
+) -> None:
+    """6 s: windows [0, 5) and [4, 6) s; the curve holds 0° until 5 s, then 90°: means 0° and 45°."""
+    path = write_panorama_video(tmp_path / "long.mp4", disc_frames([(0.0, 0.0)] * 24), fps=4)
+    curve = DirectionCurve((0.0, 5.0), (0.0, 90.0), (0.0, 0.0))
+    out = tmp_path / "long.wav"
+    (result,) = pipeline.generate(
+        [GenerationRequest(path, direction=curve, seed=5, output=out, equirect=True)]
+    )
+    assert isinstance(result, GenerationOutput), result
+    views = json.loads(sidecar_path(out).read_text())[INPUT_KEY]["views"]
+    assert [(v["start_s"], v["looked"]) for v in views] == [(0.0, False), (4.0, False)]
+    assert [v["yaw_deg"] for v in views] == pytest.approx([0.0, 45.0])
+    told = [call["direction"][0].numpy() for call in network_inputs]
+    for vector, yaw in zip(told, (0.0, 45.0), strict=True):
+        np.testing.assert_allclose(vector, model_direction_vector(CameraDirection(yaw, 0.0)), atol=1e-6)
 
 
 def test_a_two_to_one_video_without_metadata_is_flat_and_the_sidecar_says_so(
