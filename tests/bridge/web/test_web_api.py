@@ -8,6 +8,7 @@ themselves (the bytes uploaded, the WAV's header), not from the server's code.
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import wave
@@ -19,6 +20,7 @@ from bridge_fixtures import fake_settings, fast_engine, wait_for
 from conftest import WebDaemon
 from web_client import EventStream, PageSession, request
 
+from visage.bridge.cli import add_serve_arguments
 from visage.bridge.daemon import Daemon
 from visage.bridge.state_dir import read_endpoint
 
@@ -136,6 +138,8 @@ def test_a_waiting_job_is_cancelled(tmp_path: Path) -> None:
         assert running.status == 200 and running.json()["id"] == first
         wait_for(lambda: page.job(first)["state"] == "cancelled", timeout_s=10.0)
         assert page.post("/api/jobs/no-such-job/cancel").error()["code"] == "unknown_job"
+        refused = page.post(f"/api/jobs/{second}/soundmap")  # no result to draw
+        assert refused.status == 409 and refused.error()["code"] == "not_ready"
 
 
 @pytest.mark.parametrize(
@@ -352,3 +356,16 @@ def test_the_page_files_are_served_without_traversal(web_daemon: WebDaemon) -> N
 def test_the_bound_url_is_in_daemon_json(web_daemon: WebDaemon) -> None:
     info = read_endpoint(web_daemon.daemon.settings.endpoint_path)
     assert info is not None and info.web_url == web_daemon.url + "/"
+
+
+def test_serve_has_the_page_on_by_default_and_no_web_turns_it_off(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    default = parser.parse_args([])
+    assert (default.web_port, default.no_web, default.web_upload_limit) == (17732, False, 4 << 30)
+    chosen = parser.parse_args(["--web-port", "0", "--web-upload-limit", "1000", "--no-web"])
+    assert (chosen.web_port, chosen.no_web, chosen.web_upload_limit) == (0, True, 1000)
+    with Daemon(fake_settings(tmp_path), fast_engine()) as daemon:  # web_port None: no page, no URL
+        assert daemon.web_url is None
+        info = read_endpoint(daemon.settings.endpoint_path)
+        assert info is not None and info.web_url is None
