@@ -138,11 +138,14 @@ def test_each_window_of_a_long_clip_sees_and_is_told_its_own_direction(
 def test_a_two_to_one_video_without_metadata_is_flat_and_the_sidecar_says_so(
     pipeline: VideoToAmbisonics, media: dict[str, Path], tmp_path: Path
 ) -> None:
-    out = tmp_path / "flat.wav"
-    (result,) = pipeline.generate([GenerationRequest(media["untagged"], 0.0, 1.0, seed=1, output=out)])
+    out, seen = tmp_path / "flat.wav", tmp_path / "seen.mp4"
+    request = GenerationRequest(media["untagged"], 0.0, 1.0, seed=1, output=out, save_view=seen)
+    (result,) = pipeline.generate([request])
     assert isinstance(result, GenerationOutput), result
     read_as = json.loads(sidecar_path(out).read_text())[INPUT_KEY]
-    assert read_as == {"projection": "flat", "sound_field": read_as["sound_field"], "note": TWO_TO_ONE_NOTE}
+    assert read_as.keys() == {"projection", "sound_field", "note", "saved_views"}
+    assert read_as["projection"] == "flat" and read_as["note"] == TWO_TO_ONE_NOTE
+    assert decoded(seen).shape == (4, 224, 224, 3)  # the centre-cropped frames CLIP saw
 
 
 def test_a_saved_view_is_not_replaced_without_force(
