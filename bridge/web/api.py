@@ -1,8 +1,9 @@
 """`WebApi`: the routes of the page's HTTP API (aiohttp handlers) and the guard every request passes.
 
-Guard, in order: Host (every request, `request_guard`); then for ``/api/``: state-changing requests
-need the page's Origin, the daemon's token when it has one, and the session's CSRF header; GETs need
-the token or a session cookie made with it. Every refusal is ``{"error": {code, message, field}}``.
+Guard, in order: Host (every request, `request_guard`); then for ``/api/``: a browser's fetch metadata
+must name the page itself; state-changing requests need the page's Origin, the daemon's token when it
+has one, and the session's CSRF header; GETs need the token or a session cookie made with it. Every
+refusal is ``{"error": {code, message, field}}``.
 Anything blocking (SQLite writes, path checks that create files, probing a video, writing an upload)
 runs in the loop's executor, so one slow request never holds the others. The README's "Web page"
 section has the route table.
@@ -195,6 +196,7 @@ class WebApi:
             return _json(internal.body(), 500)
 
     def _check_access(self, request: web.Request) -> None:
+        guard.check_fetch_site(request.headers.get("Sec-Fetch-Site"))
         token_given = request.headers.get(TOKEN_HEADER)
         session = self._sessions.get(request.cookies.get(SESSION_COOKIE))
         if request.method in _STATE_CHANGING:

@@ -7,6 +7,10 @@
 * Origin: every state-changing request must carry ``Origin`` equal to the page's own origin
   (``http://`` + its Host); a missing Origin is refused too, so no other page in the user's browser,
   and no form or image on it, can submit or cancel.
+* Fetch metadata: a browser names where an API request comes from (``Sec-Fetch-Site``); only the page
+  itself (``same-origin``) and the user (``none``: a typed URL, a bookmark) may read through the API, so
+  that another page, even one on another port of this machine, cannot make the browser fetch media or
+  results into it (``<video src>``, ``<img>``). Clients that are not browsers send no such header.
 * CSRF: the ``X-Visage-CSRF`` header must equal the token bound to the session cookie.
 * Token (when the daemon has one): the ``X-Visage-Token`` header, or for GETs a session cookie that was
   made with it.
@@ -51,6 +55,12 @@ def check_origin(origin: str | None, host: str | None) -> None:
         raise WebError(FORBIDDEN_ORIGIN, "state-changing requests must carry an Origin header")
     if host is None or origin.lower() != f"http://{host.lower()}":
         raise WebError(FORBIDDEN_ORIGIN, f"requests from {origin!r} may not change anything here")
+
+
+def check_fetch_site(site: str | None) -> None:
+    """Refuse (``forbidden_origin``) an API request a browser made for another page."""
+    if site is not None and site.lower() not in ("same-origin", "none"):
+        raise WebError(FORBIDDEN_ORIGIN, f"the API answers only its own page, not a {site!r} request")
 
 
 def check_csrf(given: str | None, expected: str | None) -> None:

@@ -369,3 +369,13 @@ def test_serve_has_the_page_on_by_default_and_no_web_turns_it_off(tmp_path: Path
         assert daemon.web_url is None
         info = read_endpoint(daemon.settings.endpoint_path)
         assert info is not None and info.web_url is None
+
+
+def test_another_pages_browser_requests_cannot_read_through_the_api(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    media = _media(web_daemon.media)
+    for site in ("cross-site", "same-site"):  # same-site: a page on another port of this machine
+        reply = page.get(media, **{"Sec-Fetch-Site": site})
+        assert reply.status == 403 and reply.error()["code"] == "forbidden_origin"
+    for site in ("same-origin", "none"):  # the page itself; the user typing the URL
+        assert page.get(media, **{"Sec-Fetch-Site": site}).status == 200
