@@ -117,7 +117,10 @@ class WebServer:
         loop = asyncio.get_running_loop()
 
         def on_soundmap_change(job_id: str) -> None:
-            loop.call_soon_threadsafe(self._refresh_job, job_id)
+            try:
+                loop.call_soon_threadsafe(self._refresh_job, job_id)
+            except RuntimeError:  # the loop is closed: the server is stopping
+                pass
 
         self._soundmaps = SoundMaps(on_soundmap_change)
         board = JobBoard(self._queue, self._store, self._soundmaps)

@@ -23,6 +23,8 @@ from web_client import EventStream, PageSession, request
 from visage.bridge.cli import add_serve_arguments
 from visage.bridge.daemon import Daemon
 from visage.bridge.state_dir import read_endpoint
+from visage.bridge.web.request_guard import allowed_hosts, check_host
+from visage.bridge.web.web_errors import WebError
 
 
 def _media(path: Path | str) -> str:
@@ -379,3 +381,38 @@ def test_another_pages_browser_requests_cannot_read_through_the_api(web_daemon: 
         assert reply.status == 403 and reply.error()["code"] == "forbidden_origin"
     for site in ("same-origin", "none"):  # the page itself; the user typing the URL
         assert page.get(media, **{"Sec-Fetch-Site": site}).status == 200
+
+
+def test_a_taken_web_port_stops_the_start_and_leaves_nothing_running(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        daemon = Daemon(fake_settings(tmp_path, web_port=taken.getsockname()[1]), fast_engine())
+        with pytest.raises(OSError):
+            daemon.start()
+    assert not (tmp_path / "state" / "daemon.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("bound", "port", "accepted", "refused"),
+    [
+        (
+            "127.0.0.1",
+            8123,
+            ["127.0.0.1:8123", "LOCALHOST:8123"],
+            ["127.0.0.1", "127.0.0.1:8124", "evil:8123"],
+        ),
+        ("::1", 8123, ["[::1]:8123", "localhost:8123"], ["::1:8123", "[::1]"]),
+        ("127.0.0.1", 80, ["127.0.0.1", "localhost:80"], ["evil"]),
+    ],
+)
+def test_host_headers_name_the_bound_address(
+    bound: str, port: int, accepted: list[str], refused: list[str]
+) -> None:
+    allowed = allowed_hosts(bound, port)
+    for host in accepted:
+        check_host(host, allowed)
+    for host in refused:
+        with pytest.raises(WebError, match="forbidden_host"):
+            check_host(host, allowed)
+    check_host("anything:1", allowed_hosts("0.0.0.0", port))  # a wildcard bind: the token guards it
