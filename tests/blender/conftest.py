@@ -75,6 +75,7 @@ class DaemonProcess:
             "--tcp-port",
             "0",
             "--no-zeroconf",
+            "--no-web",  # the page's fixed port would clash between the session's daemons
             "--state-dir",
             str(self.state),
             "--allow-dir",
@@ -92,10 +93,11 @@ class DaemonProcess:
         endpoint = self.state / "daemon.json"
         while not endpoint.is_file():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                if self.process.poll() is None:
+                    self.process.kill()
+                errors = self.process.communicate(timeout=15)[1]  # read before stop() closes the pipe
                 self.stop()
-                pytest.fail(
-                    f"daemon did not start: {self.process.stderr.read() if self.process.stderr else ''}"
-                )
+                pytest.fail(f"daemon did not start: {errors}")
             time.sleep(0.05)
         self.port = json.loads(endpoint.read_text())["udp_port"]
 
