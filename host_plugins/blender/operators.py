@@ -1,5 +1,9 @@
 """Operators: Generate Ambisonics (selected movie strips), Cancel, Test connection.
 
+A 360° strip (``common.panorama``: the user says so, or its file's spherical metadata, or an
+equirectangular panoramic camera as the scene's camera or the front) is sent with the daemon option
+``equirect``, and its direction is relative to the panorama's front.
+
 The generate operator runs the pure stages (range, direction, request) and then the host stage
 (submit), turning every domain error into ``self.report``: strip without a file, daemon not running,
 file outside the daemon's allowed folders. Sampling the camera runs from a modal timer, a slice per
@@ -20,7 +24,7 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import jobs, preferences, scene_data
-from .common import media_range, result_files
+from .common import media_range, panorama, result_files, spherical_movie
 
 SAMPLING_TICK_S = 0.01  # modal timer interval while the camera is sampled
 SAMPLING_SLICE_S = 0.03  # camera sampling per tick: the rest of the time Blender handles its events
@@ -32,6 +36,16 @@ DIRECTION_MODES = (
         "Follow the active camera of the scene, frame by frame (markers switch cameras)",
     ),
     ("FIXED", "Fixed", "One yaw/pitch for the whole strip"),
+)
+PANORAMA_MODES = (
+    (
+        "AUTO",
+        "Auto",
+        "360° when the movie's metadata says so or the scene's camera (or the front) is an "
+        "equirectangular panoramic camera",
+    ),
+    ("ON", "360°", "The movie is an equirectangular 360° panorama; directions are relative to its centre"),
+    ("OFF", "Flat", "The movie is what the camera sees"),
 )
 
 
@@ -51,6 +65,7 @@ class StripWork:
     paths: result_files.ResultPaths
     job_id: str
     sampler: scene_data.CameraSampler | None  # None: a fixed direction
+    equirect: bool  # sent as a 360° panorama
 
 
 class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
@@ -72,6 +87,7 @@ class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
         description="Object whose local +Y axis is the front of the sound field (empty: world +Y)",
         default="",
     )
+    panorama: EnumProperty(name="360° Video", items=PANORAMA_MODES, default="AUTO")  # type: ignore[valid-type]
     seed: IntProperty(name="Seed", description="-1: random", default=-1, min=-1)  # type: ignore[valid-type]
 
     @classmethod
@@ -92,6 +108,7 @@ class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
         else:
             layout.prop(self, "yaw")
             layout.prop(self, "pitch")
+        layout.prop(self, "panorama")
         layout.prop(self, "seed")
 
     def execute(self, context: Any) -> set[str]:
@@ -199,9 +216,8 @@ class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
                 "will drift from the picture. Re-add it with Add > Movie, or set the scene's frame rate to "
                 "the movie's"
             )
-        sampler = None
+        sampler = front = None
         if self.direction == "CAMERA":
-            front = None
             if self.front_object:
                 front = bpy.data.objects.get(self.front_object)
                 if front is None:
@@ -220,6 +236,20 @@ class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
             paths=result_files.result_paths(folder, strip.name, job_id),
             job_id=job_id,
             sampler=sampler,
+            equirect=self._is_panorama(context, path, front),
+        )
+
+    def _is_panorama(self, context: Any, path: str, front: Any) -> bool:
+        """Whether the strip goes as a 360° panorama (``AUTO``: the file's metadata, or the scene)."""
+        metadata = None
+        if self.panorama == "AUTO":
+            try:
+                metadata = spherical_movie.read_spherical_movie(path)
+            except OSError:  # unreadable now: the daemon will say why when it opens the file
+                metadata = None
+        renders = scene_data.is_equirect_camera(context.scene.camera) or scene_data.is_equirect_camera(front)
+        return panorama.is_panorama(
+            self.panorama, has_spherical_metadata=metadata is not None, scene_renders_panorama=renders
         )
 
     def _warn(self, text: str) -> None:
@@ -253,6 +283,7 @@ class VISAGE_OT_generate_ambisonics(bpy.types.Operator):
                 guidance=prefs.guidance,
                 seed=None if self.seed < 0 else self.seed,
                 label=work.name,
+                equirect=work.equirect,
             )
             job = host_client.HostJob(request, self._address, job_id=work.job_id, token=prefs.token or None)
             try:

@@ -5,7 +5,9 @@ Blender API drift handled here (and only here):
 * ``SequenceEditor.strips`` (4.4+) vs ``.sequences`` (4.2/4.3; removed in 5.0);
 * ``context.selected_strips`` (4.4+) vs ``context.selected_sequences`` (older);
 * ``context.sequencer_scene`` (5.0+: the scene whose sequencer is edited; the 3D scene is
-  ``context.scene``).
+  ``context.scene``);
+* a camera's panorama type: ``camera.data.panorama_type`` (4.x, 5.x) vs ``camera.data.cycles.panorama_type``
+  (before 4.0).
 
 Everything else is computed by the bpy-free modules in ``common/``.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 import bpy
 
-from .common import camera, camera_sampling, direction_curve, media_range
+from .common import camera, camera_sampling, direction_curve, media_range, panorama
 
 MOVIE = "MOVIE"
 
@@ -92,6 +94,23 @@ def scene_rate(scene: Any) -> Fraction:
     return media_range.parse_rate(scene.render.fps, scene.render.fps_base)
 
 
+def is_equirect_camera(obj: Any) -> bool:
+    """Whether an object is a camera rendering a full equirectangular panorama."""
+    if obj is None or obj.type != "CAMERA":
+        return False
+    data = obj.data
+    kind = getattr(data, "panorama_type", None)
+    if kind is None:  # before 4.0: a Cycles camera setting
+        kind = getattr(getattr(data, "cycles", None), "panorama_type", None)
+    return panorama.is_equirect_camera(data.type, kind)
+
+
+def front_reference(obj: Any, matrix: Any) -> camera.Matrix3:
+    """The front frame an object stands for: a panoramic camera's picture, else the object's own axes."""
+    rows = _rows(matrix)
+    return panorama.picture_front(rows) if is_equirect_camera(obj) else rows
+
+
 def _rows(matrix: Any) -> camera.Matrix3:
     m = matrix.to_3x3()
     return tuple(tuple(float(m[r][c]) for c in range(3)) for r in range(3))  # type: ignore[return-value]
@@ -112,7 +131,8 @@ class CameraSampler:
     Args:
         scene: the scene whose camera and markers are sampled.
         timing: the strip's frame -> media time mapping.
-        front: object whose local +Y is the front (None: world +Y).
+        front: object whose local +Y is the front, or an equirectangular camera whose picture's centre is
+            (None: world +Y; a panoramic active camera is then its own front).
 
     Raises:
         ValueError: the scene has no active camera at some sampled frame.
@@ -163,10 +183,14 @@ class CameraSampler:
             point = self._plan[len(self._rows)]
             whole = math.floor(point.eval_frame)
             self._temp.frame_set(whole, subframe=point.eval_frame - whole)
-            view = self._cameras[len(self._rows)].evaluated_get(self._depsgraph).matrix_world
+            active = self._cameras[len(self._rows)]
+            view = active.evaluated_get(self._depsgraph).matrix_world
             reference = None
             if self._front is not None:
-                reference = _rows(self._front.evaluated_get(self._depsgraph).matrix_world)
+                front = self._front.evaluated_get(self._depsgraph).matrix_world
+                reference = front_reference(self._front, front)
+            elif is_equirect_camera(active):
+                reference = front_reference(active, view)
             self._yaw, pitch = camera.camera_angles(_rows(view), reference, fallback_yaw_deg=self._yaw)
             self._rows.append((float(self._timing.media_time(point.hold_frame)), self._yaw, pitch))
             if time.monotonic() >= deadline:

@@ -158,6 +158,8 @@ class JobRequest:
         guidance: classifier-free guidance (None: the daemon's default).
         seed: sampling seed (None: random).
         label: what the user calls it (strip or item name), for messages.
+        equirect: the media is a 360° equirectangular panorama (daemon option ``equirect``), whether
+            or not its file says so; the direction is then relative to the panorama's centre column.
     """
 
     media: str
@@ -170,6 +172,7 @@ class JobRequest:
     guidance: float | None = None
     seed: int | None = None
     label: str = ""
+    equirect: bool = False
 
     def submit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``VisageClient.submit`` (after the media path)."""
@@ -184,6 +187,8 @@ class JobRequest:
         }
         if self.guidance is not None:
             kwargs["guidance"] = float(self.guidance)
+        if self.equirect:
+            kwargs["extra"] = {"equirect": True}
         return kwargs
 
 

@@ -327,6 +327,59 @@ def test_front_object_and_fixed_direction(installed_extension: str, daemon: Daem
     drive_timer()
 
 
+def panoramic_camera(name: str, euler_deg: tuple[float, float, float]) -> Any:
+    """An equirectangular panoramic camera (the property names of Blender 4.5 and 5.0 alike)."""
+    cam = camera(name, euler_deg)
+    cam.data.type = "PANO"
+    cam.data.panorama_type = "EQUIRECTANGULAR"
+    return cam
+
+
+def test_strips_of_a_panoramic_scene_go_as_360(installed_extension: str, daemon: DaemonProcess) -> None:
+    """An equirectangular scene camera makes its movie 360° (Blender writes no spherical metadata), and a
+    panoramic camera named as the front puts the panorama's centre column at yaw 0."""
+    movie = make_movie(daemon.allowed / "media" / "pano.mp4", frames=30)
+    scene, _ = new_scene(movie, trim_left=0, visible=10)
+    pano = panoramic_camera("P", (90, 0, 90))  # its picture's centre column looks at world -X
+    scene.camera = pano
+    prefs(daemon, daemon.allowed / "out")
+    assert bpy.ops.visage.generate_ambisonics(direction="CAMERA") == {"FINISHED"}
+    (entry,) = module("jobs").active_jobs()
+    request = entry.job.request
+    assert request.equirect and request.submit_kwargs()["extra"] == {"equirect": True}
+    assert (request.yaw_deg, request.pitch_deg) == pytest.approx((0.0, 0.0), abs=1e-4)  # its own centre
+    drive_timer()
+    # A perspective camera looking at world +Y, the panoramic camera as the front: +Y is 90° to its right.
+    scene.camera = camera("C", (90, 0, 0))
+    assert bpy.ops.visage.generate_ambisonics(direction="CAMERA", front_object="P") == {"FINISHED"}
+    (entry,) = module("jobs").active_jobs()
+    assert entry.job.request.equirect
+    assert (entry.job.request.yaw_deg, entry.job.request.pitch_deg) == pytest.approx((-90.0, 0.0), abs=1e-4)
+    drive_timer()
+    assert bpy.ops.visage.generate_ambisonics(direction="CAMERA", front_object="P", panorama="OFF") == {
+        "FINISHED"
+    }
+    (entry,) = module("jobs").active_jobs()
+    assert not entry.job.request.equirect and "extra" not in entry.job.request.submit_kwargs()
+    drive_timer()
+
+
+def test_spherical_metadata_makes_a_strip_360(installed_extension: str, daemon: DaemonProcess) -> None:
+    from spherical_media import equi, st3d, sv3d, with_video_boxes
+
+    plain = make_movie(daemon.allowed / "media" / "flat.mp4", frames=30)
+    tagged = with_video_boxes(plain, daemon.allowed / "media" / "tagged.mp4", entry=st3d(0) + sv3d(equi()))
+    prefs(daemon, daemon.allowed / "out")
+    for movie, expected in ((tagged, True), (plain, False)):
+        scene, _ = new_scene(movie, trim_left=0, visible=10)
+        scene.camera = camera("C", (90, 0, 0))
+        assert bpy.ops.visage.generate_ambisonics(direction="FIXED", yaw=-45.0, pitch=20.0) == {"FINISHED"}
+        (entry,) = module("jobs").active_jobs()
+        assert entry.job.request.equirect is expected, movie.name
+        assert (entry.job.request.yaw_deg, entry.job.request.pitch_deg) == (-45.0, 20.0)
+        drive_timer()
+
+
 def test_the_real_pipeline_puts_ambix_and_its_binaural_preview_under_the_strip(
     installed_extension: str, model_daemon: DaemonProcess
 ) -> None:
