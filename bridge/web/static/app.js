@@ -26,6 +26,7 @@ const FIELD_INPUTS = {
 
 const state = {
   session: null,
+  mediaPath: null, // the video opened in the preview
   duration: null, // of the opened video, seconds
   curvePath: null,
   selectJob: null, // id of the job this page submitted last: shown in the result panel when it appears
@@ -202,6 +203,8 @@ function clearFieldErrors() {
 
 async function openMedia() {
   const path = $("media-path").value.trim();
+  if (path === state.mediaPath) return; // Enter and the change event both ask; open a video once
+  state.mediaPath = path;
   const info = $("media-info");
   info.classList.remove("error");
   setFieldError("media-path", "");
@@ -210,6 +213,7 @@ async function openMedia() {
   info.textContent = "Opening…";
   try {
     const probe = await getJson(`/api/probe?path=${encodeURIComponent(path)}`);
+    if (state.mediaPath !== path) return; // another video was chosen meanwhile
     state.duration = Number(probe.duration_s) || null;
     info.textContent = `${basename(path)}: ${seconds(probe.duration_s)}, ${probe.width}×${probe.height}, ${Math.round(probe.fps * 100) / 100} fps`;
     $("media-preview").src = mediaUrl(path);
@@ -225,6 +229,7 @@ async function openMedia() {
     info.classList.add("error");
     setFieldError("media-path", error.message);
     $("media-preview").removeAttribute("src");
+    state.mediaPath = null; // let the user try the same path again
   }
 }
 

@@ -51,6 +51,7 @@ export const STATE_WORDS = {
   done: "done",
   error: "failed",
   cancelled: "cancelled",
+  finished: "finished",
 };
 
 export const ACTIVE_STATES = new Set(["accepted", "queued", "running"]);

@@ -79,12 +79,13 @@ export function queueView(list, groupList, emptyNote, actions) {
     state.dataset.state = group.state;
     const finished = group.done + group.failed;
     const bar = row.querySelector(".group-progress");
-    bar.value = group.total ? finished / group.total : 0;
+    if (group.total) bar.value = finished / group.total;
+    else bar.removeAttribute("value"); // the run's size is not known yet: an indeterminate bar
     bar.setAttribute("aria-label", `Shots finished in ${group.label || group.id}`);
-    const parts = [`${group.done} of ${group.total} shots done`];
+    const parts = [group.total ? `${group.done} of ${group.total} shots done` : `${group.done} shots done`];
     if (group.failed) parts.push(`${group.failed} failed`);
     if (group.running) parts.push(`${group.running} running`);
-    if (ACTIVE_STATES.has(group.state) || group.state === "running") {
+    if (group.state === "running") {
       const left = timeLeft(group.eta_s);
       if (left) parts.push(left);
     }
