@@ -14,7 +14,12 @@ import argparse
 import numpy as np
 
 from visage.model.delivery.binaural_preview import SPHERICAL_HEAD, YOUTUBE, load_decoder
-from visage.model.evaluation.binaural_comparison import noise_burst, sweep_cues, woodworth_itd_us
+from visage.model.evaluation.binaural_comparison import (
+    front_back_db,
+    noise_burst,
+    sweep_cues,
+    woodworth_itd_us,
+)
 
 
 def main() -> None:
@@ -26,8 +31,10 @@ def main() -> None:
 
     azimuths = np.arange(0.0, 360.0, args.step)
     burst = noise_burst(args.sample_rate)
-    head = sweep_cues(load_decoder(args.sample_rate, renderer=SPHERICAL_HEAD), burst, azimuths)
-    youtube = sweep_cues(load_decoder(args.sample_rate, renderer=YOUTUBE), burst, azimuths)
+    head_decoder = load_decoder(args.sample_rate, renderer=SPHERICAL_HEAD)
+    youtube_decoder = load_decoder(args.sample_rate, renderer=YOUTUBE)
+    head = sweep_cues(head_decoder, burst, azimuths)
+    youtube = sweep_cues(youtube_decoder, burst, azimuths)
     header = (
         "azimuth °",
         "ILD head dB",
@@ -63,7 +70,9 @@ def main() -> None:
     print(
         f"sample rate {args.sample_rate} Hz; max |ILD|: head {max(abs(c.ild_db) for c in head):.1f} dB, "
         f"YouTube {max(abs(c.ild_db) for c in youtube):.1f} dB; max |ITD|: head "
-        f"{max(abs(c.itd_us) for c in head):.0f} µs, YouTube {max(abs(c.itd_us) for c in youtube):.0f} µs"
+        f"{max(abs(c.itd_us) for c in head):.0f} µs, YouTube {max(abs(c.itd_us) for c in youtube):.0f} µs; "
+        f"front/back above 4 kHz: head {front_back_db(head_decoder, burst):+.1f} dB, "
+        f"YouTube {front_back_db(youtube_decoder, burst):+.1f} dB"
     )
 
 

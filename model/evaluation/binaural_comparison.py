@@ -8,6 +8,8 @@ rendered by each decoder for a listener facing the front, and measured:
 * ILD: left-minus-right level in dB, broadband and above 1.5 kHz (where the head shadows);
 * ITD: the lag of the right ear behind the left below 1.5 kHz, from the cross-correlation peak refined
   to a fraction of a sample by a parabola through its neighbours, in µs (positive: left ear first);
+* front/back: how much more high-band (> 4 kHz) energy, both ears together, a source in front gives
+  than the same source behind (dB): the spectral cue that tells them apart, where ILD and ITD cannot;
 * Woodworth's ITD of a rigid sphere of radius 8.75 cm with ears at ±90° as an independent reference:
   ``(a / c)(θ + sin θ)`` with θ the source's lateral angle (``asin(sin az)``).
 
@@ -27,6 +29,7 @@ from visage.model.audio.ambisonics import encode_mono
 from visage.model.audio.binaural import LEFT, RIGHT, BinauralDecoder, render_binaural
 
 SPLIT_HZ = 1500.0  # below: time cues (ITD); above: level cues (ILD from the head shadow)
+FRONT_BACK_HZ = 4000.0  # above: where the pinna (or the spherical head's rear shelf) tells front from back
 HEAD_RADIUS_M = 0.0875
 SPEED_OF_SOUND = 343.0
 _MAX_LAG_S = 0.0015  # a head is under 1 ms across; search a little further
@@ -80,6 +83,17 @@ def sweep_cues(
         ear_cues(render_binaural(encode_mono(burst, math.radians(az), 0.0), decoder), decoder.sample_rate, az)
         for az in np.asarray(azimuths_deg, np.float64).tolist()
     ]
+
+
+def front_back_db(decoder: BinauralDecoder, burst: npt.NDArray[np.float64]) -> float:
+    """High-band energy of a source at 0° over the same source at 180° (both ears), in dB."""
+    high = butter(4, FRONT_BACK_HZ, "high", fs=decoder.sample_rate, output="sos")
+
+    def energy(azimuth_deg: float) -> float:
+        stereo = render_binaural(encode_mono(burst, math.radians(azimuth_deg), 0.0), decoder)
+        return float(np.sum(sosfiltfilt(high, np.asarray(stereo, np.float64), axis=-1) ** 2))
+
+    return 10 * math.log10(energy(0.0) / energy(180.0))
 
 
 def _level_ratio_db(left: npt.NDArray[np.float64], right: npt.NDArray[np.float64]) -> float:
