@@ -594,7 +594,7 @@ class VideoToAmbisonics:
             "sampling": {"seed": plan.seed, "top_k": req.top_k, "temperature": req.temperature},
             "windows": len(plan.windows),
             **({"request": dict(req.metadata)} if req.metadata else {}),
-            **({INPUT_KEY: self._input_metadata(plan)} if plan.source.panorama or plan.source.note else {}),
+            **({INPUT_KEY: self._input_metadata(plan)} if _input_worth_recording(plan) else {}),
         }
 
     def _input_metadata(self, plan: _Plan) -> dict[str, Any]:
@@ -616,6 +616,11 @@ class VideoToAmbisonics:
         if req.save_view is not None:
             entry["saved_views"] = str(Path(req.save_view).resolve())
         return entry
+
+
+def _input_worth_recording(plan: _Plan) -> bool:
+    """A 360° video, a 2:1 one read as flat, or saved views: the sidecar says how the video was read."""
+    return plan.source.panorama or plan.source.note is not None or plan.request.save_view is not None
 
 
 def _group_by(items: list[_Plan], key: Callable[[_Plan], Any]) -> list[list[_Plan]]:
