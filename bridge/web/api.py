@@ -205,7 +205,7 @@ class WebApi:
             guard.check_csrf(request.headers.get(CSRF_HEADER), None if session is None else session.csrf)
         elif request.path == "/api/session":
             guard.check_token(token_given, self._token)
-        elif not (session is not None and session.authorised):
+        elif session is None:  # a session was made with the token
             guard.check_token(token_given, self._token)
 
     async def _add_security_headers(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -237,8 +237,8 @@ class WebApi:
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
         session = self._sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is None or not session.authorised:
-            session = self._sessions.create(authorised=True)  # the guard checked the token
+        if session is None:
+            session = self._sessions.create()  # the guard has checked the token
         response = _json(
             {
                 "csrf": session.csrf,

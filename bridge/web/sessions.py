@@ -1,8 +1,9 @@
 """`SessionStore`: the page's sessions, in memory (a daemon restart asks the page to start again).
 
 A session is a random id in an HttpOnly, SameSite=Strict cookie, bound to one CSRF token the page
-sends back as a header, and to whether the daemon's token was shown when it was made: the cookie then
-authorises GETs that cannot carry headers (EventSource, <video> and <audio> sources).
+sends back as a header. Sessions are made only by ``GET /api/session``, which needs the daemon's token
+when it has one: the cookie then authorises GETs that cannot carry headers (EventSource, <video> and
+<audio> sources).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ _TOKEN_BYTES = 32
 class Session:
     id: str
     csrf: str
-    authorised: bool  # made with the daemon's token (or none is required)
 
 
 class SessionStore:
@@ -39,10 +39,8 @@ class SessionStore:
                 self._sessions.move_to_end(session_id)
             return session
 
-    def create(self, *, authorised: bool) -> Session:
-        session = Session(
-            secrets.token_urlsafe(_TOKEN_BYTES), secrets.token_urlsafe(_TOKEN_BYTES), authorised
-        )
+    def create(self) -> Session:
+        session = Session(secrets.token_urlsafe(_TOKEN_BYTES), secrets.token_urlsafe(_TOKEN_BYTES))
         with self._lock:
             self._sessions[session.id] = session
             while len(self._sessions) > self._max:
