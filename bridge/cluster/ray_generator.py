@@ -110,7 +110,7 @@ def death_reason(error: BaseException) -> str:
     because = re.search(r"The actor is dead because (.+?)\.(?:\s|$)", text)
     if because is None:
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
-        return first.rstrip(".")
+        return first.removeprefix("The actor died ").rstrip(".")  # "unexpectedly before finishing ..."
     detail = re.search(r"Worker exit detail: (.+?)\.(?:\s|$)", text)
     return because.group(1) + (f" ({detail.group(1)})" if detail else "")
 
