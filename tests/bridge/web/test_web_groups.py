@@ -7,16 +7,20 @@ hand-picked times.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
+import pytest
 from bridge_fixtures import fake_settings, fast_engine
 from media_factory import make_test_video
 from web_client import EventStream, PageSession
 
 from visage.bridge.daemon import Daemon
 from visage.bridge.engine import GenerateSpec
+from visage.bridge.errors import ErrorCode, RequestError
 from visage.bridge.jobs import Job, JobState
+from visage.bridge.osc_protocol import parse_options
 from visage.bridge.web.job_views import group_view
 from visage.model.cli import main as visage_main
 
@@ -129,3 +133,30 @@ def test_a_group_waits_for_its_next_batch_until_it_goes_idle() -> None:
         "eta_s": None,
         "state": "finished",
     }
+
+
+def test_group_options_are_kept_apart_from_the_engines() -> None:
+    text = json.dumps(
+        {"group": "fill:e:1", "group_label": "fill e", "group_total": 3, "binaural_preview": False}
+    )
+    options = parse_options(text)
+    assert (options.group, options.group_label, options.group_total) == ("fill:e:1", "fill e", 3)
+    assert dict(options.extra) == {"binaural_preview": False}  # what the engine and the cache key see
+    assert parse_options(options.to_json()) == options
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"group": ""},
+        {"group": "g" * 201},
+        {"group": 5},
+        {"group_label": ["x"]},
+        {"group_total": -1},
+        {"group_total": 1.5},
+    ],
+)
+def test_bad_group_options_are_refused(options: dict[str, object]) -> None:
+    with pytest.raises(RequestError) as refused:
+        parse_options(json.dumps(options))
+    assert refused.value.code is ErrorCode.BAD_OPTIONS and next(iter(options)) in refused.value.message
