@@ -22,12 +22,14 @@ from visage.bridge.cli_arguments import (
     add_model_arguments,
     add_output_format_arguments,
     add_panorama_arguments,
+    add_ray_arguments,
     add_seed_argument,
     add_token_argument,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from .generators import GenerationSettings, ShotGenerator
+    from .shot_generation import FillProgress
 
 FILL_DESCRIPTION = (
     "Generate AmbiX audio for every shot of an edit and write the edit again with a new "
@@ -79,6 +81,7 @@ def add_fill_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser, help="seed for every shot; one derived from each shot's content when not given")
     add_output_format_arguments(parser)
     add_panorama_arguments(parser)
+    add_ray_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -114,7 +117,7 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
         output_dir=Path(args.output_dir) if args.output_dir else None,
         resume=args.resume,
         force=args.force,
-        jobs=args.jobs,
+        jobs=sys.maxsize if args.ray else args.jobs,  # Ray packs --jobs shots per actor itself
         rate=args.rate,
         seed=args.seed,
         settings=settings,
@@ -123,7 +126,11 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
         chosen = generator if generator is not None else choose_generator(args, settings)
     except (DaemonUnavailable, JobFailed, ValueError) as exc:
         return _fail(str(exc))
-    progress = TqdmProgress(enabled=False if args.no_progress else None)
+    progress: FillProgress = TqdmProgress(enabled=False if args.no_progress else None)
+    if args.ray:
+        from visage.bridge.cluster.overall_progress import OverallProgress
+
+        progress = OverallProgress(progress)
     try:
         report = fill_edit(options, chosen, progress)
     except (FillError, EditFileError, ManifestError, GeneratorUnavailable) as exc:
@@ -134,6 +141,10 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
             file=sys.stderr,
         )
         return 130
+    finally:
+        close = getattr(chosen, "close", None)  # a Ray generator's actors and connection
+        if close is not None:
+            close()
     print(format_summary(report))
     return report.exit_code
 
@@ -148,6 +159,15 @@ def choose_generator(
     from .generators import DaemonGenerator, LocalGenerator
 
     requested = args.model or args.checkpoint
+    if getattr(args, "ray", None):
+        from visage.bridge.cluster.ray_generator import RayGenerator, ray_options
+
+        return RayGenerator(
+            settings,
+            ray_options(args, batch_size=args.jobs),
+            checkpoint=requested,
+            log=lambda message: print(f"visage {command}: {message}", file=sys.stderr),
+        )
     if args.daemon != "none":
         explicit = args.daemon != "auto"
         address = parse_daemon(args.daemon) if explicit else find_daemon("auto", timeout_s=1.0)
