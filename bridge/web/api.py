@@ -190,6 +190,10 @@ class WebApi:
                 body = WebError(code, f"{request.method} {request.path[:200]} is not an API route").body()
                 return _json(body, exc.status)
             raise
+        except ConnectionError as exc:  # the page went away mid-request (an upload cut short)
+            log.info("web request %s %s ended: %s", request.method, request.path[:200], exc)
+            lost = WebError(ErrorCode.MALFORMED.value, f"the connection was lost: {exc}")
+            return _json(lost.body(), lost.status)
         except Exception as exc:  # a bug: answered as JSON, logged with its traceback
             log.exception("web request %s %s failed", request.method, request.path[:200])
             internal = WebError(ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}", status=500)
