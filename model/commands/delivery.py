@@ -97,6 +97,12 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fps", type=float, default=None, help="MP4 frame rate; unset: the video's")
     parser.add_argument("--no-audio", action="store_true", help="MP4 without the binaural preview track")
+    parser.add_argument(
+        "--renderer",
+        choices=["spherical-head", "youtube"],
+        default="spherical-head",
+        help="the MP4's binaural track: the built-in head, or the decoder YouTube plays 360° with",
+    )
     add_force_argument(parser)
 
 
@@ -122,6 +128,7 @@ def run_viz(args: argparse.Namespace) -> int:
             at_s=args.at,
             fps=None if args.fps is None else Fraction(args.fps).limit_denominator(1001),
             audio=not args.no_audio,
+            renderer=args.renderer,
             overwrite=args.force,
         )
     except Exception as exc:

@@ -43,7 +43,7 @@ from visage.model.files.audio_io import read_ambix
 from visage.model.files.output_files import atomic_output, check_new_output
 from visage.model.files.spherical_video import read_spherical_video
 
-from .binaural_preview import load_decoder, render_preview
+from .binaural_preview import PREVIEW_RENDERERS, check_renderer, load_decoder, render_preview
 from .result_context import read_result_context
 from .sound_map import CameraView, heat_levels, map_grid, windowed_energy_maps
 from .sound_map_picture import CameraPainter, EquirectPainter, PanoramaPainter
@@ -100,6 +100,7 @@ def render_sound_map(
     at_s: float | None = None,
     fps: Fraction | None = None,
     audio: bool = True,
+    renderer: str = PREVIEW_RENDERERS[0],
     overwrite: bool = False,
 ) -> RenderedMap:
     """Draw a result's sound map over its video as ``.png`` (one still) or ``.mp4``.
@@ -120,6 +121,7 @@ def render_sound_map(
         at_s: PNG only: seconds into the result of the window to show (default: the whole result).
         fps: MP4 frame rate (default: the video's).
         audio: MP4 only: add the binaural preview as a stereo track.
+        renderer: the preview's decoder (``binaural_preview.PREVIEW_RENDERERS``; ``youtube``: YouTube's).
         overwrite: replace an existing output.
 
     Raises:
@@ -133,6 +135,7 @@ def render_sound_map(
         raise SoundMapError(f"hfov must lie between 0 and 180 degrees, got {hfov_deg}")
     if width < 16 or window_s <= 0:
         raise SoundMapError(f"width must be at least 16 px and window positive, got {width}, {window_s}")
+    check_renderer(renderer)
     if at_s is not None and kind != "png":
         raise SoundMapError("--at picks the moment of a PNG still; an MP4 shows every moment")
     foa, sample_rate = read_ambix(result_wav)
@@ -175,7 +178,8 @@ def render_sound_map(
     stereo = None
     if audio:
         samples = round(duration * sample_rate)
-        stereo, _ = render_preview(foa[:, :samples], load_decoder(sample_rate), camera)  # [2, n]
+        decoder = load_decoder(sample_rate, renderer=renderer)
+        stereo, _ = render_preview(foa[:, :samples], decoder, camera)  # [2, n]
     times = [video_io.media_time(start) + t for t in offsets]
     pictures = (
         paint(frame, levels_all[k])

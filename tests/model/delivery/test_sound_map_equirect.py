@@ -144,3 +144,16 @@ def test_a_moving_map_over_a_panorama_has_the_video_s_frames(panorama, result, t
     with av.open(str(rendered.path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 8 and frames[0].shape == (64, 128, 3)
+
+
+def test_the_moving_map_can_sound_as_youtube_plays_it(panorama, result, tmp_path) -> None:
+    rendered = render_sound_map(
+        result, panorama, tmp_path / "yt.mp4", panorama=True, equirect=True, width=128, renderer="youtube"
+    )
+    with av.open(str(rendered.path)) as container:
+        stereo = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)  # [2, n] fltp
+    assert stereo.shape[0] == 2
+    ild = 10 * math.log10(float(np.mean(stereo[0] ** 2) / np.mean(stereo[1] ** 2)))
+    assert ild > 3.0  # the source is 60° to the left of the listener facing the front
+    with pytest.raises(ValueError, match="preview renderer must be one of"):
+        render_sound_map(result, panorama, tmp_path / "bad.mp4", renderer="thrive")
