@@ -320,7 +320,7 @@ class WebApi:
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         body = parse_body(await request.read())
-        generate = generate_request(body, uuid.uuid4().hex, self._token or "")
+        generate = generate_request(body, uuid.uuid4().hex)  # the guard has checked the token
         try:
             await self._off_loop(self._endpoint.generate, generate, self._route, source="web")
         except RequestError as error:

@@ -102,7 +102,7 @@ def _checked(body: dict[str, Any], name: str) -> Any:
     return value
 
 
-def generate_request(body: dict[str, Any], job_id: str, token: str = "") -> Generate:
+def generate_request(body: dict[str, Any], job_id: str) -> Generate:
     """The `Generate` request a page's job body stands for.
 
     Raises:
@@ -142,7 +142,7 @@ def generate_request(body: dict[str, Any], job_id: str, token: str = "") -> Gene
         0,
     ]
     try:
-        request = decode_request(GENERATE, [*args, token] if token else args)
+        request = decode_request(GENERATE, args)
     except RequestError as error:
         raise WebError.of(error, field_of(error)) from None
     assert isinstance(request, Generate)
