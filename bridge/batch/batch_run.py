@@ -135,6 +135,8 @@ def run_batch_jobs(
         model=generator.model_id,
         sample_rate=options.settings.sample_rate,
         subtype=options.settings.subtype,
+        equirect=options.settings.equirect,
+        look=options.settings.look,
     )
     outcomes = _plan(jobs, str(options.job_list), manifest, shot_options, options)
     pending = [o for o in outcomes if o.status is ShotStatus.PENDING]

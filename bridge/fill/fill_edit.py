@@ -198,6 +198,8 @@ def fill_edit(
         model=generator.model_id,
         sample_rate=options.settings.sample_rate,
         subtype=options.settings.subtype,
+        equirect=options.settings.equirect,
+        look=options.settings.look,
     )
     missing_roots = [str(r) for r in options.media_roots if not r.is_dir()]
     if missing_roots:

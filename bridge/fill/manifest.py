@@ -1,12 +1,12 @@
 """The resume manifest of `visage fill`: which shot results exist in an output folder, by content key.
 
 A shot's key is a SHA-256 over everything that decides its audio: the media file's content, the media
-range, the direction (angles, or the curve file's content), guidance, seed, model, sample rate and
-sample format; not its place in the edit. So a re-run after a crash, a cancelled run or a re-cut
-regenerates only shots whose key has no intact result, and two shots cutting the same range share one
-file. The manifest (``visage-fill.json`` in the output folder) maps key -> file and the file's SHA-256;
-a result counts only while its file is there with that digest. It is rewritten atomically after every
-finished shot, so a crash loses at most the shots that were running.
+range, the direction (angles, or the curve file's content), guidance, seed, model, sample rate, sample
+format and the 360° options (``--equirect``, ``--look``); not its place in the edit. So a re-run after a
+crash, a cancelled run or a re-cut regenerates only shots whose key has no intact result, and two shots
+cutting the same range share one file. The manifest (``visage-fill.json`` in the output folder) maps
+key -> file and the file's SHA-256; a result counts only while its file is there with that digest. It
+is rewritten atomically after every finished shot, so a crash loses at most the shots that were running.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from visage.model.files.output_files import atomic_write_bytes
 MANIFEST_NAME = "visage-fill.json"
 SCHEMA = 1
 _KEY_DECIMALS = 6  # seconds and degrees are rounded to 1e-6 in keys
+# Options added after keys were first written: hashed only when not at these defaults, so the key of a
+# shot made without them stays what it was and a --resume of an older folder still finds its results.
+_HASHED_WHEN_SET: dict[str, object] = {"equirect": False, "look": None}
 
 
 class ManifestError(ValueError):
@@ -59,6 +62,8 @@ class ShotOptions:
     model: str
     sample_rate: int
     subtype: str
+    equirect: bool = False  # --equirect: read the media as a 360° panorama
+    look: str | None = None  # --look: where a 360° media's windows look ("auto"), else the direction
 
 
 def shot_key(
@@ -76,7 +81,11 @@ def shot_key(
             "media": media_sha256,
             "range": [round(start_s, _KEY_DECIMALS), round(end_s, _KEY_DECIMALS)],
             "direction": {k: _rounded(v) for k, v in direction.items()},
-            "options": {k: _rounded(v) for k, v in asdict(options).items()},
+            "options": {
+                k: _rounded(v)
+                for k, v in asdict(options).items()
+                if k not in _HASHED_WHEN_SET or v != _HASHED_WHEN_SET[k]
+            },
         },
         sort_keys=True,
         separators=(",", ":"),
