@@ -25,6 +25,7 @@ from .cli_arguments import (
     add_direction_arguments,
     add_guidance_arguments,
     add_output_format_arguments,
+    add_panorama_arguments,
     add_range_arguments,
     add_seed_argument,
     add_token_argument,
@@ -191,6 +192,7 @@ def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
     add_guidance_arguments(parser, mode=False)
     add_seed_argument(parser)
     add_output_format_arguments(parser, format=False)
+    add_panorama_arguments(parser)
     parser.add_argument(
         "--no-cache", action="store_true", help="recompute even if an identical result exists"
     )
@@ -225,6 +227,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 sample_rate=args.sample_rate,
                 direction_curve=args.direction_curve,
                 use_cache=not args.no_cache,
+                extra=_panorama_options(args),
             )
             if not args.quiet:
                 print(f"job {job_id} accepted by {address.host}:{port}", file=sys.stderr)
@@ -246,6 +249,16 @@ def run_submit(args: argparse.Namespace) -> int:
         return 2
     print(done.output)
     return 0
+
+
+def _panorama_options(args: argparse.Namespace) -> dict[str, object]:
+    """The request options of ``--equirect``/``--look``, only those given (as fill sends them)."""
+    options: dict[str, object] = {}
+    if args.equirect:
+        options["equirect"] = True
+    if args.look is not None:
+        options["look"] = args.look
+    return options
 
 
 # -- python -m visage.bridge.cli -----------------------------------------------------------------------
