@@ -222,7 +222,7 @@ async function openMedia() {
     if (state.duration && ($("end-s").value === "" || Number($("end-s").value) > state.duration)) {
       $("end-s").value = String(Math.min(state.duration, 10));
     }
-    $("range-info").textContent = `Scrub the preview, then “Set in” and “Set out” (the video is ${seconds(state.duration)} long).`;
+    $("range-info").textContent = `Scrub the preview, then set in and out (the video lasts ${seconds(state.duration)}).`;
   } catch (error) {
     if (handleUnauthorised(error)) return;
     info.textContent = `${error.message}`;

@@ -73,7 +73,7 @@ export function queueView(list, groupList, emptyNote, actions) {
       else groupList.prepend(row); // a new fill run
     }
     row.dataset.state = group.state;
-    row.querySelector(".group-title").textContent = `Fill: ${group.label || group.id}`;
+    row.querySelector(".group-title").textContent = group.label || group.id;
     const state = row.querySelector(".group-state");
     state.textContent = STATE_WORDS[group.state] || group.state;
     state.dataset.state = group.state;

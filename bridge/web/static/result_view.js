@@ -64,15 +64,16 @@ export function resultView(actions) {
     $("result-body").hidden = false;
     const state = STATE_WORDS[job.state] || job.state;
     const range = job.end_s === null || job.end_s === undefined ? `from ${seconds(job.start_s)}` : `${seconds(job.start_s)} – ${seconds(job.end_s)}`;
-    const progress = ACTIVE_STATES.has(job.state) ? ` ${Math.round((job.progress || 0) * 100)} %` : "";
+    const progress = ACTIVE_STATES.has(job.state) ? ` ${Math.round((job.progress || 0) * 100)}\u00a0%` : "";
     $("result-summary").textContent = `${basename(job.media)}, ${range}, camera ${directionWords(job.yaw_deg, job.pitch_deg)} (yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°) — ${state}${progress}${job.cache_hit ? " (from the cache)" : ""}`;
     const done = job.state === "done";
     for (const id of ["download-wav", "download-sidecar", "copy-path", "output-path"]) {
       $(id).toggleAttribute("hidden", !done);
     }
-    $("preview-missing").hidden = !done || Boolean(job.files.preview);
-    audio.hidden = !done || !job.files.preview;
-    picture.controls = soundmap.controls = !job.files.preview; // without a preview the videos play alone
+    $("result-audio").hidden = !done;
+    $("preview-missing").hidden = Boolean(job.files.preview);
+    audio.hidden = !job.files.preview;
+    picture.controls = soundmap.controls = done && !job.files.preview; // no preview: the videos play alone
     setSource(audio, done ? job.files.preview : null);
     startS = Number(job.start_s) || 0;
     setSource(picture, job.media ? `${mediaUrl(job.media)}#t=${startS}` : null);

@@ -250,10 +250,23 @@ def test_a_new_user_generates_hears_and_downloads(page_daemon: PageDaemon) -> No
         )
 
 
-def test_a_waiting_or_running_job_can_be_cancelled(page_daemon: PageDaemon) -> None:
+def test_an_uploaded_video_is_used_and_a_second_job_can_be_cancelled(
+    page_daemon: PageDaemon, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "desktop" / "holiday.mp4"  # a file the daemon may not read where it is
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(page_daemon.clip.read_bytes())
     with chromium() as driver:
         open_page(driver, page_daemon.url)
-        open_video(driver, page_daemon.clip)
+        element(driver, "#upload-input").send_keys(str(elsewhere))
+        wait_until(
+            lambda: "Uploaded" in element(driver, "#upload-text").text, what="the upload did not finish"
+        )
+        assert js(driver, "return document.getElementById('upload-progress').value") == 1
+        uploaded = Path(element(driver, "#media-path").get_attribute("value"))
+        assert uploaded.name.endswith(".mp4") and uploaded.read_bytes() == elsewhere.read_bytes()
+        wait_until(lambda: "2 s" in element(driver, "#media-info").text, what="the upload was not opened")
+
         first = submit(driver)
         second = submit(driver)
         job_row(driver, second).find_element(By.CSS_SELECTOR, ".job-cancel").click()
