@@ -202,8 +202,16 @@ _HINTS = {
     "unauthorized": "The daemon requires a token: set VISAGE_TOKEN to the value of its --token.",
     "output_exists": "The output file exists already; choose another output folder or delete it.",
     "bad_range": "The requested range does not fit the media (trimmed past its end?).",
-    "bad_output": "The output folder is missing or not writable by the daemon.",
+    "bad_output": (
+        "The output folder is missing, full or not writable by the daemon, or the output would replace "
+        "one of the job's inputs."
+    ),
     "queue_full": "The daemon's queue is full; wait for running jobs to finish.",
+    "unsupported_video": (
+        "ViSAGe reads a 360° video only as a monoscopic equirectangular panorama of the whole sphere, "
+        "level (2:1, no pitch or roll in its metadata); stereo and cubemap videos are not supported. "
+        "Export one eye as such a panorama, or use a flat video of the camera's view (not marked 360°)."
+    ),
 }
 
 
