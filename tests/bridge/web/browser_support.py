@@ -39,6 +39,10 @@ def driver_path() -> str | None:
 
 def missing() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
+    for env in ("VISAGE_TEST_CHROMIUM", "VISAGE_TEST_CHROMEDRIVER"):
+        given = os.environ.get(env)
+        if given and not Path(given).is_file():
+            return f"{env}={given} is not a file"
     if importlib.util.find_spec("selenium") is None:
         return "selenium is not installed (pip install selenium, or the project's [test] extra)"
     if browser_path() is None:

@@ -24,13 +24,14 @@ _why_not = missing()
 if _why_not:
     pytest.skip(f"browser tests skipped: {_why_not}", allow_module_level=True)
 
-from bridge_fixtures import fake_settings, fast_engine  # noqa: E402
+from bridge_fixtures import address_of, fake_settings, fast_engine  # noqa: E402
 from media_factory import make_test_video  # noqa: E402
 from PIL import Image  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+from visage.bridge.client import DaemonAddress, JobFailed, VisageClient  # noqa: E402
 from visage.bridge.daemon import Daemon  # noqa: E402
 
 VIDEO_S = 2.0
@@ -43,6 +44,7 @@ class PageDaemon:
     url: str  # no trailing slash
     allowed_dir: Path
     clip: Path  # a real 2-s H.264 video in allowed_dir
+    osc: DaemonAddress  # the same daemon's OSC side, as an editor reaches it
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def page_daemon(tmp_path: Path) -> Iterator[PageDaemon]:
     settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=0)
     with Daemon(settings, fast_engine(**SLOW_ENGINE)) as daemon:
         assert daemon.web_url is not None
-        yield PageDaemon(daemon.web_url.rstrip("/"), allowed, Path(clip))
+        yield PageDaemon(daemon.web_url.rstrip("/"), allowed, Path(clip), address_of(daemon))
 
 
 def element(driver: Any, css: str) -> Any:
@@ -105,9 +107,10 @@ def job_row(driver: Any, job_id: str) -> Any:
 
 def wait_state(driver: Any, job_id: str, state: str, timeout_s: float = 30.0) -> None:
     def reached() -> bool:
-        row_state = job_row(driver, job_id).get_attribute("data-state")
+        rows = driver.find_elements(By.CSS_SELECTOR, f'[data-job-id="{job_id}"]')
+        row_state = rows[0].get_attribute("data-state") if rows else None  # the row may not be there yet
         assert row_state == state or row_state not in ("done", "error", "cancelled"), (
-            f"job ended {row_state}: {job_row(driver, job_id).text}"
+            f"job ended {row_state}: {rows[0].text}"
         )
         return row_state == state
 
@@ -276,6 +279,36 @@ def test_an_uploaded_video_is_used_and_a_second_job_can_be_cancelled(
         assert not row.find_element(By.CSS_SELECTOR, ".job-cancel").is_displayed()
         states = {j["id"]: j["state"] for j in daemon_jobs(driver)}
         assert states[second] == "cancelled" and states[first] != "cancelled"
+
+
+def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
+    with chromium() as driver, VisageClient(page_daemon.osc) as editor:
+        open_page(driver, page_daemon.url)
+        fresh = editor.submit(
+            page_daemon.clip, yaw=-40, pitch=5, end=1.0, seed=3, output_dir=page_daemon.allowed_dir
+        )
+        wait_state(driver, fresh, "done")
+        again = editor.submit(
+            page_daemon.clip, yaw=-40, pitch=5, end=1.0, seed=3, output_dir=page_daemon.allowed_dir
+        )
+        failing = editor.submit(
+            page_daemon.clip, yaw=0, pitch=0, end=1.0, extra={"fake_fail": "out_of_memory"}
+        )
+        with pytest.raises(JobFailed):
+            editor.wait(failing, timeout_s=30)
+        wait_state(driver, again, "done")
+        wait_state(driver, failing, "error")
+
+        cache = [job_row(driver, job).find_element(By.CSS_SELECTOR, ".job-cache") for job in (fresh, again)]
+        assert [badge.is_displayed() for badge in cache] == [False, True]
+        error = job_row(driver, failing).find_element(By.CSS_SELECTOR, ".job-error")
+        assert error.is_displayed() and error.text.startswith("out_of_memory: ")
+        assert job_row(driver, failing).find_element(By.CSS_SELECTOR, ".job-state").text == "failed"
+        assert "yaw -40°, pitch 5°" in job_row(driver, fresh).text and "osc" in job_row(driver, fresh).text
+        order = [
+            row.get_attribute("data-job-id") for row in driver.find_elements(By.CSS_SELECTOR, "[data-job-id]")
+        ]
+        assert order == [failing, again, fresh]  # newest first
 
 
 def test_a_token_protected_daemon_asks_for_its_token_once(web_daemon_with_token: Any, tmp_path: Path) -> None:
