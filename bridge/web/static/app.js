@@ -379,6 +379,7 @@ function jobRequest() {
   if (end !== null && !Number.isFinite(end)) return [["end-s", "The end must be a number of seconds, or empty for the whole video."]];
   if (end !== null && end <= start) return [["end-s", `The end (${end} s) must come after the start (${start} s).`]];
   if (state.duration && start >= state.duration) return [["start-s", `The start must be before the end of the video (${seconds(state.duration)}).`]];
+  if (state.duration && end !== null && end > state.duration + 0.05) return [["end-s", `The end (${end} s) is after the end of the video (${seconds(state.duration)}); leave it empty for the whole video.`]];
   const yaw = Number($("yaw-deg").value || 0);
   const pitch = Number($("pitch-deg").value || 0);
   if (!Number.isFinite(yaw) || Math.abs(yaw) > 360) return [["yaw-deg", "Yaw must be between -360° and 360°."]];
