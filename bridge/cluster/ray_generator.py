@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import itertools
 import re
 import time
 from collections import deque
@@ -39,9 +40,10 @@ from visage.model.files.output_files import remove_stale_parts
 from .actor_plan import ActorShape, actor_count, actor_shape, batch_size
 from .preflight import SharedFiles, preflight_message, shared_files
 from .ray_session import RayNode, RaySession, RayUnavailable, connect
-from .shot_actor import Readiness, ShotEvent, ShotWorker
+from .shot_actor import BatchNews, Readiness, ShotEvent, ShotWorker
 
 _WAIT_S = 0.5  # the longest the driver waits without looking at the clock or a Ctrl-C
+_POLL_S = 1.0  # how long an actor holds a poll of its batch's events when there are none
 
 
 class ActorLost(RuntimeError):
@@ -127,10 +129,11 @@ class _State(enum.Enum):
 class _Actor:
     handle: Any
     state: _State
-    waiting: Any  # the ObjectRef of check/load, or the running batch's ObjectRefGenerator
+    waiting: Any  # the ObjectRef of its check, load or running batch's poll
     since: float  # when the current check was sent (placement timeout)
     node: RayNode | None = None
     batch: list[int] = field(default_factory=list)  # the running batch's unfinished shots
+    batch_id: int = -1
 
     @property
     def where(self) -> str:
@@ -169,6 +172,7 @@ class RayGenerator:
         self._target = 0
         self._started = 0
         self._actors: list[_Actor] = []
+        self._batch_ids = itertools.count()
 
     def __enter__(self) -> RayGenerator:
         return self
@@ -247,7 +251,7 @@ class RayGenerator:
             num_cpus=shape.cpus,
             num_gpus=shape.gpus,
             resources=dict(shape.resources) or None,
-            max_concurrency=2,  # `cancel` reaches it while `run` generates
+            max_concurrency=3,  # `poll` and `cancel` reach it while a batch generates
             max_restarts=0,
             max_task_retries=0,
             scheduling_strategy="SPREAD",
@@ -296,7 +300,7 @@ class _Run:
         import ray
 
         for actor in self.actors:  # actors of an earlier run check this run's files
-            if actor.state is _State.IDLE:
+            if actor.state in (_State.IDLE, _State.CHECKING):
                 actor.state, actor.waiting = _State.CHECKING, actor.handle.check.remote(self.files)
                 actor.since = time.monotonic()
         while len(self.actors) < self.owner._target:
@@ -354,9 +358,10 @@ class _Run:
                 batch = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
             else:
                 return
-            actor.batch = batch
+            actor.batch, actor.batch_id = batch, next(self.owner._batch_ids)
             actor.state = _State.BUSY
-            actor.waiting = actor.handle.run.remote([(i, self.jobs[i]) for i in batch])
+            actor.handle.start.remote(actor.batch_id, [(i, self.jobs[i]) for i in batch])
+            actor.waiting = actor.handle.poll.remote(actor.batch_id, _POLL_S)
 
     def _answer(self, actor: _Actor) -> None:
         """Take the answer ``actor.waiting`` has ready."""
@@ -364,18 +369,18 @@ class _Run:
 
         if actor.state is _State.BUSY:
             try:
-                ref = next(actor.waiting)
-            except StopIteration:  # the batch is over; every shot had its end event
-                for i in actor.batch:
-                    self._end(i, RuntimeError("the actor ended its batch without this shot's result"))
-                actor.batch, actor.state, actor.waiting = [], _State.IDLE, None
-                return
-            try:
-                event: ShotEvent = ray.get(ref)
+                news: BatchNews = ray.get(actor.waiting)
             except Exception as exc:  # ActorDiedError, a lost node, an OOM kill
                 self._lost(actor, exc)
                 return
-            self._event(actor, event)
+            for event in news.events:
+                self._event(actor, event)
+            if news.over:  # every shot had its end event
+                for i in actor.batch:
+                    self._end(i, RuntimeError("the actor ended its batch without this shot's result"))
+                actor.batch, actor.state, actor.waiting = [], _State.IDLE, None
+            else:
+                actor.waiting = actor.handle.poll.remote(actor.batch_id, _POLL_S)
             return
         try:
             answer = ray.get(actor.waiting)
@@ -466,13 +471,14 @@ class _Run:
 
 
 def _drain_one(ray: Any, actor: _Actor) -> bool:
-    """Take one event of a cancelled batch; False once the batch is over (or its actor gone)."""
+    """Take one answer of a cancelled batch's polls; False once the batch is over (or its actor gone)."""
     try:
-        ray.get(next(actor.waiting))
-    except StopIteration:
-        return False
+        news: BatchNews = ray.get(actor.waiting)
     except Exception:
         return False
+    if news.over:
+        return False
+    actor.waiting = actor.handle.poll.remote(actor.batch_id, _POLL_S)
     return True
 
 

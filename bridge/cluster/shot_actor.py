@@ -1,10 +1,11 @@
-"""What runs inside one Ray actor: a model loaded once, and batches of shots streamed back as events.
+"""What runs inside one Ray actor: a model loaded once, and batches of shots reported back as events.
 
-`ShotWorker` is a plain class (tests drive it in-process); `ray_generator` makes it a Ray actor with
-two threads, so that `cancel` can reach it while `run` is generating. `run` is a generator: Ray streams
-each `ShotEvent` to the driver as it is yielded, so a shot is recorded the moment its file is complete,
-not when the whole batch ends. The batch's jobs share the engine's batched windows, as in ``visage fill``
-without Ray (`LocalGenerator`).
+`ShotWorker` is a plain class; `ray_generator` makes it a Ray actor that runs its calls on several
+threads, so that `poll` and `cancel` reach it while a batch generates. `start` begins a batch on a
+thread; the driver long-polls its events (`poll` answers as soon as there are some), so a shot is
+recorded the moment its file is complete, not when the whole batch ends. Polling rather than a Ray
+streaming generator because those do not work through Ray Client (``ray://``). The batch's jobs share
+the engine's batched windows, as in ``visage fill`` without Ray (`LocalGenerator`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from visage.bridge.fill.generators import GenerationSettings, LocalGenerator, ShotFailed, ShotJob
@@ -23,6 +24,7 @@ from .preflight import SharedFiles, check_shared_files
 from .ray_session import RayNode
 
 _PROGRESS_EVERY_S = 0.5  # a shot's progress is sent this often at most (and at each new stage)
+_START_WAIT_S = 0.01  # how often a poll that came before its batch's start looks again
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class ShotWorker:
         self._generator = LocalGenerator(settings, checkpoint=checkpoint, device=device)
         self._threads = threads
         self._cancel = threading.Event()
+        self._batch: _Batch | None = None
 
     def check(self, files: SharedFiles) -> Readiness:
         """This node, and which of ``files`` it cannot read or write (`preflight`)."""
@@ -94,31 +97,28 @@ class ShotWorker:
         """Stop the running batch between decoder steps; its unfinished shots end ``cancelled``."""
         self._cancel.set()
 
-    def run(self, batch: Sequence[tuple[int, ShotJob]]) -> Iterator[ShotEvent]:
-        """Generate ``batch`` ((driver index, job) pairs) together, yielding progress and ends as they come.
-
-        Every job ends with exactly one ``ended`` event. Temporary files an interrupted earlier attempt
-        left next to an output (a killed actor's) are removed first.
-        """
+    def start(self, batch_id: int, batch: Sequence[tuple[int, ShotJob]]) -> None:
+        """Start generating ``batch`` ((driver index, job) pairs) together, on a thread of its own; `poll`
+        follows it. Every job ends with exactly one ``ended`` event. Temporary files an interrupted earlier
+        attempt left next to an output (a killed actor's) are removed first."""
         for _, job in batch:
             remove_stale_parts(job.output)
-        events: queue.Queue[ShotEvent | None] = queue.Queue()
+        running = _Batch(batch_id, queue.Queue())
         last_sent: dict[int, tuple[str, float]] = {}
+        ended: set[int] = set()
 
         def progress(i: int, fraction: float, stage: str) -> None:
             now = time.monotonic()
             sent = last_sent.get(i)
             if sent is None or sent[0] != stage or now - sent[1] >= _PROGRESS_EVERY_S:
                 last_sent[i] = (stage, now)
-                events.put(ShotEvent(batch[i][0], fraction, stage))
-
-        ended: set[int] = set()
+                running.events.put(ShotEvent(batch[i][0], fraction, stage))
 
         def finished(i: int, error: Exception | None) -> None:
             ended.add(i)
             code = error.code if isinstance(error, ShotFailed) else None
             message = None if error is None else (str(error) or type(error).__name__)
-            events.put(ShotEvent(batch[i][0], 1.0, "done", ended=True, error=message, code=code))
+            running.events.put(ShotEvent(batch[i][0], 1.0, "done", ended=True, error=message, code=code))
 
         def work() -> None:
             try:
@@ -130,11 +130,45 @@ class ShotWorker:
                     if i not in ended:
                         finished(i, RuntimeError(f"{type(exc).__name__}: {exc}"))
             finally:
-                events.put(None)
+                running.events.put(None)
 
+        self._batch = running
         threading.Thread(target=work, name="visage-shot-batch", daemon=True).start()
-        while (event := events.get()) is not None:
-            yield event
+
+    def poll(self, batch_id: int, wait_s: float) -> BatchNews:
+        """The events of batch ``batch_id`` since the last poll, waiting up to ``wait_s`` for the first.
+
+        The actor runs its calls on several threads, so a poll may arrive before its `start`: it then
+        waits for it like for an event.
+        """
+        deadline = time.monotonic() + wait_s
+        while (running := self._batch) is None or running.batch_id != batch_id:
+            if time.monotonic() >= deadline:
+                return BatchNews((), over=False)
+            time.sleep(_START_WAIT_S)
+        items: list[ShotEvent | None] = []
+        try:
+            items.append(running.events.get(timeout=max(0.0, deadline - time.monotonic())))
+            while True:
+                items.append(running.events.get_nowait())
+        except queue.Empty:
+            pass
+        events = tuple(item for item in items if item is not None)
+        return BatchNews(events, over=None in items)
+
+
+@dataclass(frozen=True)
+class BatchNews:
+    """What `ShotWorker.poll` answers: the batch's events since the last poll; ``over``: it has ended."""
+
+    events: tuple[ShotEvent, ...]
+    over: bool
+
+
+@dataclass(frozen=True)
+class _Batch:
+    batch_id: int
+    events: queue.Queue[ShotEvent | None]  # None: the batch is over
 
 
 def this_node() -> RayNode:
