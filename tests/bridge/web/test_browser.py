@@ -10,6 +10,7 @@ import io
 import json
 import math
 import random
+import socket
 import struct
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ _why_not = missing()
 if _why_not:
     pytest.skip(f"browser tests skipped: {_why_not}", allow_module_level=True)
 
-from bridge_fixtures import address_of, fake_settings, fast_engine  # noqa: E402
+from bridge_fixtures import address_of, fake_settings, fast_engine, write_media  # noqa: E402
 from media_factory import make_test_video  # noqa: E402
 from PIL import Image  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -36,6 +37,7 @@ from visage.bridge.daemon import Daemon  # noqa: E402
 
 VIDEO_S = 2.0
 # Slow enough to watch: the queue shows several progress steps, and a second job waits long enough to cancel.
+RESTART_TOKEN = "restart-test-token-0123456789"
 SLOW_ENGINE = {"delay_s": 1.5, "steps": 6, "seconds": 1.0}
 
 
@@ -339,6 +341,30 @@ def test_a_token_protected_daemon_asks_for_its_token_once(web_daemon_with_token:
         driver.refresh()  # the tab keeps the token: no second prompt
         wait_until(lambda: element(driver, "#app").is_displayed(), what="the token was asked again")
         assert not element(driver, "#token-panel").is_displayed()
+
+
+def test_the_page_carries_on_after_a_daemon_restart(tmp_path: Path) -> None:
+    """A restarted daemon has forgotten the page's session: the page gets a new one with the token it kept
+    (no second prompt), and its next POST goes through with the new CSRF value."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    media = write_media(allowed)
+    with socket.socket() as probe:  # a port for both daemons: the page knows only its address
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=port, token=RESTART_TOKEN)
+    with chromium() as driver:
+        with Daemon(settings, fast_engine()) as daemon:
+            driver.get(str(daemon.web_url))
+            element(driver, "#token").send_keys(RESTART_TOKEN, Keys.ENTER)
+            wait_until(lambda: element(driver, "#live-status").text == "live", what="no live updates")
+        wait_until(lambda: element(driver, "#live-status").text != "live", what="the page missed the stop")
+        with Daemon(settings, fast_engine()):
+            wait_until(lambda: element(driver, "#live-status").text == "live", 30, "no reconnection")
+            assert not element(driver, "#token-panel").is_displayed()
+            element(driver, "#media-path").send_keys(str(media))
+            job_id = submit(driver)
+            wait_state(driver, job_id, "done")
 
 
 def test_a_post_from_another_local_origin_is_refused(page_daemon: PageDaemon, tmp_path: Path) -> None:
