@@ -107,7 +107,6 @@ export function resultView(actions) {
         render(job);
       }
     },
-    showingId: () => (shown ? shown.id : null),
     soundmapError(message) {
       $("soundmap-info").textContent = message;
     },

@@ -312,6 +312,19 @@ def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: 
         ]
         assert order == [failing, again, fresh]  # newest first
 
+        # A fill run's shots are one line: their count, not a row each.
+        run = {"group": "fill:edit:1", "group_label": "fill edit.otio", "group_total": 3}
+        shots = [editor.submit(page_daemon.clip, yaw=10.0 * i, pitch=0, end=0.5, extra=run) for i in range(3)]
+        group_row = wait_until(
+            lambda: driver.find_elements(By.CSS_SELECTOR, '[data-group-id="fill:edit:1"]'), what="no run line"
+        )[0]
+        wait_until(lambda: "3 of 3 shots done" in group_row.text, 30, f"the run line says {group_row.text!r}")
+        assert "fill edit.otio" in group_row.text
+        rows = {
+            row.get_attribute("data-job-id") for row in driver.find_elements(By.CSS_SELECTOR, "[data-job-id]")
+        }
+        assert rows == {failing, again, fresh} and not rows & set(shots)
+
 
 def test_a_token_protected_daemon_asks_for_its_token_once(web_daemon_with_token: Any, tmp_path: Path) -> None:
     daemon = web_daemon_with_token
