@@ -201,6 +201,17 @@ function clearFieldErrors() {
   $("form-error").textContent = "";
 }
 
+function showPreview(url) {
+  const preview = $("media-preview");
+  if (url) preview.src = url;
+  else if (preview.getAttribute("src")) {
+    preview.removeAttribute("src");
+    preview.load(); // drop the last picture
+  }
+  preview.controls = Boolean(url);
+  $("preview-empty").hidden = Boolean(url);
+}
+
 async function openMedia() {
   const path = $("media-path").value.trim();
   if (path === state.mediaPath) return; // Enter and the change event both ask; open a video once
@@ -216,7 +227,7 @@ async function openMedia() {
     if (state.mediaPath !== path) return; // another video was chosen meanwhile
     state.duration = Number(probe.duration_s) || null;
     info.textContent = `${basename(path)}: ${seconds(probe.duration_s)}, ${probe.width}×${probe.height}, ${Math.round(probe.fps * 100) / 100} fps`;
-    $("media-preview").src = mediaUrl(path);
+    showPreview(mediaUrl(path));
     $("start-s").max = String(state.duration ?? "");
     $("end-s").max = String(state.duration ?? "");
     if (state.duration && ($("end-s").value === "" || Number($("end-s").value) > state.duration)) {
@@ -228,7 +239,7 @@ async function openMedia() {
     info.textContent = `${error.message}`;
     info.classList.add("error");
     setFieldError("media-path", error.message);
-    $("media-preview").removeAttribute("src");
+    showPreview(null);
     state.mediaPath = null; // let the user try the same path again
   }
 }
