@@ -12,6 +12,7 @@ import math
 import random
 import socket
 import struct
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -272,6 +273,25 @@ def test_an_uploaded_video_is_used_and_a_second_job_can_be_cancelled(
         assert uploaded.name.endswith(".mp4") and uploaded.read_bytes() == elsewhere.read_bytes()
         wait_until(lambda: "2 s" in element(driver, "#media-info").text, what="the upload was not opened")
 
+        # A file dropped on the box is uploaded the same way (a drop event carrying the same bytes).
+        js_async(
+            driver,
+            """fetch(arguments[0]).then(r => r.blob()).then(blob => {
+                 const files = new DataTransfer();
+                 files.items.add(new File([blob], 'dropped.mp4', {type: 'video/mp4'}));
+                 const zone = document.getElementById('drop-zone');
+                 zone.dispatchEvent(
+                   new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+                 done();
+               });""",
+            f"/api/media?path={urllib.parse.quote(str(uploaded))}",
+        )
+        wait_until(
+            lambda: "Uploaded dropped.mp4" in element(driver, "#upload-text").text, what="no upload on drop"
+        )
+        dropped = Path(element(driver, "#media-path").get_attribute("value"))
+        assert dropped != uploaded and dropped.read_bytes() == elsewhere.read_bytes()
+
         first = submit(driver)
         second = submit(driver)
         job_row(driver, second).find_element(By.CSS_SELECTOR, ".job-cancel").click()
@@ -414,24 +434,30 @@ def test_a_post_from_another_local_origin_is_refused(page_daemon: PageDaemon, tm
 
 def test_the_direction_dials_follow_the_ambix_convention(page_daemon: PageDaemon) -> None:
     """Points drawn at a known direction (front up, left left on the top view; front right, up up on the side
-    view) map back to that direction."""
+    view) map back to that direction; typed yaws are sent wrapped into [-180, 180), as the daemon keeps
+    them."""
     rng = random.Random(17)
     yaws = [rng.uniform(-179.5, 179.5) for _ in range(40)] + [0.0, 90.0, -90.0]
     pitches = [rng.uniform(-89.5, 89.5) for _ in range(40)] + [0.0, 90.0, -90.0]
     top = [(-math.sin(math.radians(y)) * 50, -math.cos(math.radians(y)) * 50) for y in yaws]
     side = [(math.cos(math.radians(p)) * 50, -math.sin(math.radians(p)) * 50) for p in pitches]
+    typed = [rng.uniform(-360, 360) for _ in range(40)] + [-360.0, -180.0, 180.0, 360.0, 540.0]
     with chromium() as driver:
         open_page(driver, page_daemon.url)
         got = js_async(
             driver,
-            """import('/static/direction_dial.js').then(m => done({
-                 yaw: arguments[0].map(([x, y]) => m.yawAt(x, y)),
-                 pitch: arguments[1].map(([x, y]) => m.pitchAt(x, y))}));""",
+            """Promise.all([import('/static/direction_dial.js'), import('/static/format.js')])
+               .then(([d, f]) => done({
+                 yaw: arguments[0].map(([x, y]) => d.yawAt(x, y)),
+                 pitch: arguments[1].map(([x, y]) => d.pitchAt(x, y)),
+                 wrapped: arguments[2].map(f.wrapYaw)}));""",
             top,
             side,
+            typed,
         )
     assert got["yaw"] == pytest.approx(yaws, abs=1e-6)
     assert got["pitch"] == pytest.approx(pitches, abs=1e-6)
+    assert got["wrapped"] == pytest.approx([(y + 180.0) % 360.0 - 180.0 for y in typed], abs=1e-9)
 
 
 def test_the_page_is_labelled_and_its_screenshot_shows_the_controls(page_daemon: PageDaemon) -> None:
