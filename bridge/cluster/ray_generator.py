@@ -321,7 +321,7 @@ class _Run:
                     self._no_room(waited)
             ready, _ = ray.wait([a.waiting for a in active], num_returns=1, timeout=_WAIT_S)
             for waitable in ready:
-                actor = next(a for a in active if a.waiting is waitable)
+                actor = next(a for a in active if a.waiting == waitable)  # Ray Client answers copies
                 self._answer(actor)
 
     def _usable(self) -> bool:
@@ -455,7 +455,7 @@ class _Run:
             while busy and time.monotonic() < deadline:
                 ready, _ = ray.wait([a.waiting for a in busy], num_returns=1, timeout=_WAIT_S)
                 for waitable in ready:
-                    actor = next(a for a in busy if a.waiting is waitable)
+                    actor = next(a for a in busy if a.waiting == waitable)
                     if not _drain_one(ray, actor):
                         busy.remove(actor)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
