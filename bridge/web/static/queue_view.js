@@ -42,8 +42,12 @@ export function queueView(list, groupList, emptyNote, actions) {
     const showError = job.error && job.state !== "cancelled";
     error.hidden = !showError;
     error.textContent = showError ? `${job.error.code}: ${job.error.message}` : "";
-    row.querySelector(".job-cancel").hidden = !ACTIVE_STATES.has(job.state);
-    row.querySelector(".job-open").hidden = job.state !== "done";
+    const cancel = row.querySelector(".job-cancel");
+    cancel.hidden = !ACTIVE_STATES.has(job.state);
+    cancel.setAttribute("aria-label", `Cancel ${basename(job.media)}, ${range}`);
+    const open = row.querySelector(".job-open");
+    open.hidden = job.state !== "done";
+    open.setAttribute("aria-label", `Show the result of ${basename(job.media)}, ${range}`);
   }
 
   function place(row, job) {
