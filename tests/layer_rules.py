@@ -71,8 +71,11 @@ NETWORK_THIRD_PARTY: dict[str, frozenset[str]] = {
 
 # The one adapter from a bridge job to a generation request.
 MODEL_MODULES_ALLOWED_TO_IMPORT_BRIDGE = frozenset({"inference.daemon_engine"})
-# The CLI stages share the bridge stages' option definitions: one stdlib-only module, nothing else.
-BRIDGE_MODULES_COMMANDS_MAY_IMPORT = frozenset({"visage.bridge.cli_arguments"})
+# The CLI stages share the bridge stages' option definitions (one stdlib-only module), and ``dataset
+# build --ray`` the cluster connection and the actor arithmetic (stdlib-only; Ray is imported when used).
+BRIDGE_MODULES_COMMANDS_MAY_IMPORT = frozenset(
+    {"visage.bridge.cli_arguments", "visage.bridge.cluster.ray_session", "visage.bridge.cluster.actor_plan"}
+)
 
 # What visage.bridge may import from visage.model when it is imported: stdlib-only file contracts.
 BRIDGE_IMPORT_TIME_MODEL_MODULES = frozenset({"files.result_files", "files.output_files"})

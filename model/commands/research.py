@@ -12,8 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from visage.bridge.cli_arguments import add_ray_arguments
 from visage.model.cli import command_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from visage.model.dataset.build import FeatureModels
 
 
 def _write_json(path: Path, text: str) -> None:
@@ -80,6 +85,24 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         help="dac (release), dac:PATH, carrier[:K:C]; default dac (tiny random DAC with tiny-random CLIP)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    add_ray_arguments(p)
+
+
+def load_feature_models(
+    clip_source: str | Path, codec_spec: str, clip_model: str, device: str
+) -> FeatureModels:
+    """The dataset's feature models: CLIP from ``clip_source``, the codec ``codec_spec`` names; on a Ray
+    actor, each loads its own (module-level, so that it travels to the actors by reference)."""
+    from visage.model.audio.codec_spec import load_codec
+    from visage.model.dataset.build import FeatureModels
+    from visage.model.environment import quiet_libraries
+    from visage.model.features.vision import ClipVisionEncoder
+    from visage.model.inference.device_choice import resolve_device
+
+    quiet_libraries()
+    resolved = str(resolve_device(device))
+    vision = ClipVisionEncoder.from_pretrained(clip_source, device=resolved)
+    return FeatureModels(vision, load_codec(codec_spec, device=resolved), clip_model, codec_spec)
 
 
 def run_dataset(args: argparse.Namespace) -> int:
@@ -90,13 +113,11 @@ def run_dataset(args: argparse.Namespace) -> int:
     if args.directions and not args.table:
         return command_error("dataset", "--directions goes with --table")
     try:
-        from visage.model.audio.codec_spec import load_codec
-        from visage.model.dataset.build import BuildOptions, FeatureModels, build_dataset
+        from visage.model.dataset.build import BuildOptions, build_dataset
         from visage.model.dataset.clip_selection import SelectionRules
         from visage.model.dataset.direction_table import read_clip_table
         from visage.model.environment import quiet_libraries
-        from visage.model.features.vision import DEFAULT_CLIP_MODEL, ClipVisionEncoder
-        from visage.model.inference.device_choice import resolve_device
+        from visage.model.features.vision import DEFAULT_CLIP_MODEL
         from visage.model.inference.tiny_random_bundle import tiny_random_folder
 
         quiet_libraries()
@@ -112,18 +133,23 @@ def run_dataset(args: argparse.Namespace) -> int:
         if missing:
             return command_error("dataset", f"no such recording(s): {', '.join(missing)}")
         table = read_clip_table(args.table, args.directions) if args.table else []
-        device = str(resolve_device(args.device))
         clip_model, codec_spec = args.clip_model or DEFAULT_CLIP_MODEL, args.codec or "dac"
         clip_source: str | Path = clip_model
         if clip_model == "tiny-random":
-            folder = tiny_random_folder()
+            folder = tiny_random_folder()  # built here once, before any actor reads it
             clip_source = folder / "clip"
             codec_spec = args.codec or f"dac:{folder / 'dac.pth'}"
-        vision = ClipVisionEncoder.from_pretrained(clip_source, device=device)
-        models = FeatureModels(vision, load_codec(codec_spec, device=device), clip_model, codec_spec)
-        report = build_dataset(
-            args.output, models, recordings=args.sources, table=table, options=options, log=print
+        build: dict[str, Any] = {"recordings": args.sources, "table": table, "options": options, "log": print}
+        if args.ray:
+            report = _build_on_ray(args, (clip_source, codec_spec, clip_model), build)
+        else:
+            models = load_feature_models(clip_source, codec_spec, clip_model, args.device)
+            report = build_dataset(args.output, models, **build)
+    except KeyboardInterrupt:
+        print(
+            "visage dataset: interrupted; the shards written are kept: run again to resume", file=sys.stderr
         )
+        return 130
     except Exception as exc:  # one line naming the file, row or option
         return command_error("dataset", exc)
     print(
@@ -131,6 +157,35 @@ def run_dataset(args: argparse.Namespace) -> int:
         f"{len(report.failures)} failed; {report.manifest}"
     )
     return 0
+
+
+def _build_on_ray(
+    args: argparse.Namespace, models: tuple[str | Path, str, str], build: dict[str, Any]
+) -> Any:
+    """`build_dataset` with the features computed on the Ray cluster ``--ray`` names: as many actors as
+    it holds (``--ray-actors`` at most), each loading the feature models once."""
+    import functools
+
+    from visage.bridge.cluster.actor_plan import actor_count, actor_shape
+    from visage.bridge.cluster.ray_session import connect
+    from visage.model.dataset.build import build_dataset
+    from visage.model.dataset.ray_build import ActorSize, RayFeaturizer
+
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise ValueError("--ray-actors must be at least 1")
+    with connect(args.ray) as session:
+        nodes = session.nodes()
+        shape = actor_shape(
+            nodes, cpus_per_actor=args.ray_cpus_per_actor, gpus_per_actor=args.ray_gpus_per_actor
+        )
+        count = actor_count(nodes, shape, args.ray_actors)
+        if count < 1:
+            raise ValueError(f"the Ray cluster has no node with room for one actor of {shape.needs()}")
+        size = ActorSize(actors=count, cpus=shape.cpus, gpus=shape.gpus, retries=args.ray_retries)
+        print(f"visage dataset: {session.describe()}; {count} feature actor(s) of {shape.needs()}")
+        load = functools.partial(load_feature_models, *models, shape.device)
+        with RayFeaturizer(load, size) as featurizer:
+            return build_dataset(args.output, featurizer, **build)
 
 
 # -- train --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ plan order whatever order the actors finish in; a clip whose actor keeps dying f
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
 import logging
@@ -21,6 +22,7 @@ from safetensors.numpy import load_file
 
 from visage.model.audio.carrier_codec import CarrierCodec
 from visage.model.audio.codec import FoaCodec
+from visage.model.commands.research import add_dataset_arguments, run_dataset
 from visage.model.dataset.build import BuildOptions, FeatureModels, PlannedClip, build_dataset
 from visage.model.dataset.clip_selection import SelectionRules
 from visage.model.dataset.direction_table import ClipDirection
@@ -36,10 +38,17 @@ OPTIONS = BuildOptions(rules=RULES, shard_size=3)
 
 
 @pytest.fixture(scope="module")
-def ray_instance() -> Iterator[Any]:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``$VISAGE_CACHE_DIR`` of the driver and the workers (the tiny-random bundle)."""
+    return tmp_path_factory.mktemp("visage-cache")
+
+
+@pytest.fixture(scope="module")
+def ray_instance(cache_dir: Path) -> Iterator[Any]:
     """A two-CPU Ray instance for this module; this module's functions travel to the workers by value."""
     ray.init(
         address="local",  # a new instance, even where another one runs on this machine
+        runtime_env={"env_vars": {"VISAGE_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}},
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=80 * 1024 * 1024,
@@ -120,6 +129,41 @@ def test_a_ray_build_extends_a_local_one(
     build_dataset(tmp_path, models, recordings=recordings[:1], options=OPTIONS)
     report = build_dataset(tmp_path, featurizer, recordings=recordings[:3], options=OPTIONS)
     assert (report.built, report.already_done, len(report.failures)) == (2, 2, 1)
+
+
+def test_the_command_builds_on_ray_what_it_builds_here(
+    ray_instance: Any,
+    featurizer: RayFeaturizer,
+    recordings: list[Path],
+    cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VISAGE_CACHE_DIR", str(cache_dir))
+    parser = argparse.ArgumentParser()
+    add_dataset_arguments(parser)
+    common = [*map(str, recordings[:1]), "--clip-seconds", "1", "--min-valid-seconds", "0"]
+    common += ["--rms-threshold-db", "-40", "--clip-model", "tiny-random", "--codec", "carrier", "--no-views"]
+    assert (
+        run_dataset(parser.parse_args(["build", *common, "-o", str(tmp_path / "here"), "--device", "cpu"]))
+        == 0
+    )
+    # The module's instance is already connected: --ray local uses it; half a CPU is free for one actor.
+    on_ray = [
+        "--ray",
+        "local",
+        "--ray-actors",
+        "1",
+        "--ray-cpus-per-actor",
+        "0.5",
+        "--ray-gpus-per-actor",
+        "0",
+    ]
+    assert run_dataset(parser.parse_args(["build", *common, "-o", str(tmp_path / "ray"), *on_ray])) == 0
+    printed = capsys.readouterr().out
+    assert "1 feature actor(s) of {'CPU': 0.5}" in printed and printed.count("2 clips built") == 2
+    assert dataset_files(tmp_path / "here") == dataset_files(tmp_path / "ray")
 
 
 # --- the featurizer alone: order and dying actors ---------------------------------------------------
