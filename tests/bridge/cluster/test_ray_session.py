@@ -1,11 +1,14 @@
-"""``--ray ADDRESS`` parsing and the nodes of ``ray.nodes()``: no Ray needed."""
+"""``--ray ADDRESS`` parsing, the nodes of ``ray.nodes()`` and the ``--ray-*`` options: no Ray needed."""
 
 from __future__ import annotations
+
+import argparse
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from visage.bridge.cluster.ray_generator import ray_options
 from visage.bridge.cluster.ray_session import (
     CLIENT_PORT,
     RayAddress,
@@ -13,6 +16,7 @@ from visage.bridge.cluster.ray_session import (
     nodes_from_ray,
     parse_ray_address,
 )
+from visage.bridge.fill.commands import add_fill_arguments
 
 
 @pytest.mark.parametrize(
@@ -75,3 +79,33 @@ def test_live_nodes_are_read_from_ray_nodes() -> None:
     assert nodes[0].label == "gpu-1 (10.0.0.5)"
     assert nodes[1].label == "10.0.0.7"  # no host name beyond the address: said once
     assert RayNode("x", "", "10.0.0.8").label == "10.0.0.8"
+
+
+def _fill_args(*extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_fill_arguments(parser)
+    return parser.parse_args(["cut.otio", "-o", "out.otio", *extra])
+
+
+def test_the_ray_options_reach_the_generator_as_given() -> None:
+    given = ["--ray", "ray://head", "--ray-actors", "3", "--ray-retries", "0", "--ray-gpus-per-actor", "0.5"]
+    args = _fill_args(*given)
+    options = ray_options(args, batch_size=6)
+    assert (options.address, options.max_actors, options.retries) == ("ray://head", 3, 0)
+    assert (options.gpus_per_actor, options.cpus_per_actor, options.batch_size) == (0.5, 1.0, 6)
+    defaults = ray_options(_fill_args("--ray", "local"), batch_size=4)
+    assert (defaults.gpus_per_actor, defaults.max_actors, defaults.retries) == (None, None, 2)
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--ray", "nowhere"], "--ray: expected"),
+        (["--ray", "auto", "--ray-actors", "0"], "--ray-actors"),
+        (["--ray", "auto", "--ray-retries", "-1"], "--ray-retries"),
+        (["--ray", "auto", "--ray-cpus-per-actor", "-1"], "--ray-cpus-per-actor"),
+    ],
+)
+def test_ray_options_out_of_range_are_named(extra: list[str], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        ray_options(_fill_args(*extra), batch_size=4)
