@@ -335,3 +335,23 @@ def test_the_tiny_random_engine_writes_ambix_of_each_clips_length(
         sidecar = json.loads(outcome.wav.with_name(outcome.wav.name + ".json").read_text())
         assert sidecar["format"] == "AmbiX" and sidecar["request"] == {"visage_fill": True}
         assert sidecar["sampling"]["seed"] == outcome.seed
+
+
+def test_on_ray_every_clip_goes_in_one_call_and_the_generator_is_closed(media: Path, tmp_path: Path) -> None:
+    class Closing(SilentWavs):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[int] = []
+            self.closed = False
+
+        def run(self, jobs, progress, finished) -> None:  # type: ignore[no-untyped-def]
+            self.calls.append(len(jobs))
+            super().run(jobs, progress, finished)
+
+        def close(self) -> None:
+            self.closed = True
+
+    generator = Closing()
+    argv = (str(write_jobs(media, THREE)), "-o", str(tmp_path / "out"), "--no-progress", "--jobs", "1")
+    assert run_batch(_args(*argv, "--ray", "local"), generator=generator) == 0
+    assert generator.calls == [3] and generator.closed  # Ray packs --jobs clips per actor itself
