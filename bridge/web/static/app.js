@@ -66,6 +66,7 @@ async function start() {
     setTimeout(start, RECONNECT_MS * 2);
     return;
   }
+  const first = state.session === null; // a reconnection keeps what the user chose
   state.session = session;
   $("daemon-info").classList.remove("error");
   $("daemon-info").textContent = `Model ${session.model} · visage ${session.version}`;
@@ -74,8 +75,8 @@ async function start() {
   showAllowedDirs(session.allowed_dirs || []);
   if (session.convention) $("convention").title = session.convention;
   const defaults = session.defaults || {};
-  if (defaults.guidance_scale !== undefined && $("guidance-scale").value === "") $("guidance-scale").value = defaults.guidance_scale;
-  if (defaults.guidance_mode) $("guidance-mode").value = defaults.guidance_mode;
+  if (first && defaults.guidance_scale !== undefined) $("guidance-scale").value = defaults.guidance_scale;
+  if (first && defaults.guidance_mode) $("guidance-mode").value = defaults.guidance_mode;
   connectEvents();
 }
 
