@@ -237,10 +237,30 @@ def test_a_new_user_generates_hears_and_downloads(page_daemon: PageDaemon) -> No
             else:
                 assert bytes(got["bytes"]).lstrip().startswith(b"{")
 
-        # The output path can be copied (clipboard, or selected for Ctrl+C where the clipboard is refused).
+        # The output path goes to the clipboard; where there is none, it is selected for Ctrl+C.
         assert element(driver, "#output-path").get_attribute("value") == job["output"]
+        driver.execute_cdp_cmd(
+            "Browser.grantPermissions",
+            {"origin": page_daemon.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+        )
         element(driver, "#copy-path").click()
-        wait_until(lambda: element(driver, "#copy-info").text, what="copying said nothing")
+        wait_until(
+            lambda: element(driver, "#copy-info").text == "Path copied.", what="the path was not copied"
+        )
+        assert (
+            js_async(driver, "navigator.clipboard.readText().then(done, e => done(String(e)));")
+            == job["output"]
+        )
+        js(driver, "Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+        element(driver, "#copy-path").click()
+        wait_until(
+            lambda: "Ctrl+C" in element(driver, "#copy-info").text, what="no fallback without a clipboard"
+        )
+        selected = js(
+            driver,
+            "const f = document.activeElement;return [f.id, f.value.slice(f.selectionStart, f.selectionEnd)]",
+        )
+        assert selected == ["output-path", job["output"]]
 
         # The sound map video renders and shows beside the picture.
         element(driver, "#render-soundmap").click()
