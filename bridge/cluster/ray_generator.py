@@ -199,10 +199,11 @@ class RayGenerator:
 
     def close(self) -> None:
         """Stop the actors and leave the cluster (a ``local`` Ray instance stops)."""
-        import ray
+        if self._actors:  # Ray was imported then (without actors it may not even be installed)
+            import ray
 
-        for actor in self._actors:
-            _kill(ray, actor)
+            for actor in self._actors:
+                _kill(ray, actor)
         self._actors = []
         self._session = None
         self._exit.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,10 +16,12 @@ from visage.bridge.cluster.ray_session import (
     CLIENT_PORT,
     RayAddress,
     RayNode,
+    RayUnavailable,
+    connect,
     nodes_from_ray,
     parse_ray_address,
 )
-from visage.bridge.fill.commands import add_fill_arguments
+from visage.bridge.fill.commands import add_fill_arguments, run_fill
 
 
 @pytest.mark.parametrize(
@@ -81,10 +86,14 @@ def test_live_nodes_are_read_from_ray_nodes() -> None:
     assert RayNode("x", "", "10.0.0.8").label == "10.0.0.8"
 
 
-def _fill_args(*extra: str) -> argparse.Namespace:
+def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_fill_arguments(parser)
-    return parser.parse_args(["cut.otio", "-o", "out.otio", *extra])
+    return parser.parse_args(list(argv))
+
+
+def _fill_args(*extra: str) -> argparse.Namespace:
+    return _parse("cut.otio", "-o", "out.otio", *extra)
 
 
 def test_the_ray_options_reach_the_generator_as_given() -> None:
@@ -109,3 +118,24 @@ def test_the_ray_options_reach_the_generator_as_given() -> None:
 def test_ray_options_out_of_range_are_named(extra: list[str], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         ray_options(_fill_args(*extra), batch_size=4)
+
+
+def test_without_ray_installed_fill_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime, TimeRange
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    with pytest.raises(RayUnavailable, match=re.escape("pip install 'visage[ray]'")), connect("local"):
+        pass
+    media = tmp_path / "clip.mp4"
+    media.write_bytes(b"not decoded: the run stops before")
+    frames = TimeRange(RationalTime(0, 24), RationalTime(24, 24))
+    clip = otio.schema.Clip("a", otio.schema.ExternalReference(str(media), frames), frames)
+    edit = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(otio.schema.Timeline(tracks=[otio.schema.Track(children=[clip])]), str(edit))
+    out = str(tmp_path / "out.otio")
+    args = _parse(str(edit), "-o", out, "--ray", "local", "--model", "tiny-random", "--no-progress")
+    assert run_fill(args) == 2
+    assert "--ray needs Ray, which is not installed (pip install 'visage[ray]')" in capsys.readouterr().err
