@@ -4,8 +4,11 @@ It lets the daemon, the host plugins and their tests run without torch or weight
 (``visage serve --model fake:delay=0.2,steps=4,seconds=0.5``). Each output is a tone panned to the
 requested direction with first-order AmbiX encoding (ACN order W, Y, Z, X; SN3D), 16-bit PCM, plus a
 JSON sidecar ``OUT.wav.json`` with the contract's result keys and the job's own values
-(``visage.model.files.result_files``). Test hooks in the request options: ``"fake_fail": "<code>"``
-fails that job with the code; ``"fake_raise": true`` makes the whole batch raise.
+(``visage.model.files.result_files``), and, unless the job's ``binaural_preview`` option is false (as the
+real engine), a stereo stand-in preview ``OUT.binaural.wav`` so pages and plugins have something to play:
+two virtual cardioids pointing to the listener's left and right, not an HRTF rendering. Test hooks in
+the request options: ``"fake_fail": "<code>"`` fails that job with the code; ``"fake_raise": true``
+makes the whole batch raise.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 import wave
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import visage.model.files.result_files as rf
 from visage.model.files.output_files import atomic_output, atomic_write_bytes
@@ -64,21 +68,45 @@ class FakeSettings:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def foa_tone(spec: GenerateSpec, seconds: float) -> bytes:
-    """Interleaved 16-bit AmbiX samples [T, C] of a tone from (yaw, pitch), little-endian."""
-    yaw, pitch = math.radians(spec.yaw), math.radians(spec.pitch)
-    gains = (1.0, math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch))
+def ambix_gains(yaw_deg: float, pitch_deg: float) -> tuple[float, float, float, float]:
+    """First-order SN3D gains (W, Y, Z, X) of a plane wave from (yaw, pitch), AmbiX convention."""
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    return (1.0, math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch))
+
+
+def preview_gains(spec: GenerateSpec) -> tuple[float, float]:
+    """(left, right) gains of the fake preview: horizontal cardioids at the listener's ±90°.
+
+    The listener faces the camera (yaw, pitch), as the real preview's does; a cardioid towards azimuth
+    ``a`` picks ``(W + cos(a) X + sin(a) Y) / 2`` out of an SN3D field.
+    """
+    w, y, _, x = ambix_gains(spec.yaw, spec.pitch)
+    ears = []
+    for side in (90.0, -90.0):
+        a = math.radians(spec.yaw + side)
+        ears.append(0.5 * (w + math.cos(a) * x + math.sin(a) * y))
+    return ears[0], ears[1]
+
+
+def tone(spec: GenerateSpec, seconds: float, gains: Sequence[float]) -> bytes:
+    """Interleaved 16-bit samples [T, len(gains)] of the fake tone, each channel scaled by its gain."""
+    channels = len(gains)
     frames = max(1, round(seconds * spec.sample_rate))
     step = 2.0 * math.pi * FAKE_TONE_HZ / spec.sample_rate
     phase = (spec.seed or 0) % 360 * math.pi / 180.0
     full_scale = 32767 * FAKE_AMPLITUDE
     mono = [math.sin(step * n + phase) * full_scale for n in range(frames)]
-    samples = array.array("h", bytes(2 * 4 * frames))
+    samples = array.array("h", bytes(2 * channels * frames))
     for channel, gain in enumerate(gains):
-        samples[channel::4] = array.array("h", [int(x * gain) for x in mono])
+        samples[channel::channels] = array.array("h", [int(x * gain) for x in mono])
     if sys.byteorder == "big":
         samples.byteswap()
     return samples.tobytes()
+
+
+def foa_tone(spec: GenerateSpec, seconds: float) -> bytes:
+    """Interleaved 16-bit AmbiX samples [T, C] of a tone from (yaw, pitch), little-endian."""
+    return tone(spec, seconds, ambix_gains(spec.yaw, spec.pitch))
 
 
 class FakeEngine:
@@ -134,13 +162,10 @@ class FakeEngine:
     def _write(self, spec: GenerateSpec) -> JobDone:
         seconds = self._seconds(spec)
         samples = foa_tone(spec, seconds)
-        # overwrite: the daemon refused existing outputs when it accepted the job
-        with atomic_output(spec.output, overwrite=True) as temp:
-            with wave.open(str(temp), "wb") as out:
-                out.setnchannels(4)
-                out.setsampwidth(2)
-                out.setframerate(spec.sample_rate)
-                out.writeframes(samples)
+        _write_wave(spec.output, 4, spec.sample_rate, samples)
+        preview = None
+        if spec.extra.get("binaural_preview", True) is not False:
+            preview = self._write_preview(spec, seconds)
         metadata = rf.sidecar_path(spec.output)
         sidecar = {
             **rf.AMBIX_LAYOUT,
@@ -158,9 +183,46 @@ class FakeEngine:
             rf.GUIDANCE_KEY: spec.guidance,
             rf.DURATION_KEY: seconds,
         }
-        text = json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n"  # as the model writes sidecars
-        atomic_write_bytes(metadata, text.encode("utf-8"), overwrite=True)
+        if preview is not None:
+            sidecar[rf.PREVIEW_KEY] = preview.name
+        _write_json(metadata, sidecar)
         return JobDone(output=spec.output, metadata=metadata)
+
+    def _write_preview(self, spec: GenerateSpec, seconds: float) -> Path:
+        preview = rf.preview_path(spec.output)
+        samples = tone(spec, seconds, preview_gains(spec))
+        _write_wave(preview, 2, spec.sample_rate, samples)
+        _write_json(
+            rf.sidecar_path(preview),
+            {
+                rf.FORMAT_KEY: "binaural",
+                rf.CHANNELS_KEY: ["L", "R"],
+                rf.FILE_KEY: preview.name,
+                rf.SOURCE_KEY: str(spec.output),
+                rf.SAMPLE_RATE_KEY: spec.sample_rate,
+                rf.NUM_FRAMES_KEY: len(samples) // 4,  # 2 channels of 2 bytes
+                rf.LISTENER_KEY: {"yaw_deg": spec.yaw, "pitch_deg": spec.pitch},
+                rf.HRTF_KEY: "fake engine: cardioids at the listener's left and right, no HRTF",
+                rf.GAIN_DB_KEY: 0.0,
+                rf.LOUDNESS_KEY: None,
+            },
+        )
+        return preview
+
+
+def _write_wave(path: Path, channels: int, sample_rate: int, samples: bytes) -> None:
+    # overwrite: the daemon refused existing outputs when it accepted the job
+    with atomic_output(path, overwrite=True) as temp:
+        with wave.open(str(temp), "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(sample_rate)
+            out.writeframes(samples)
+
+
+def _write_json(path: Path, values: dict[str, object]) -> None:
+    text = json.dumps(values, indent=2, ensure_ascii=False) + "\n"  # as the model writes sidecars
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=True)
 
 
 def create_fake_engine(model: str, device: str) -> FakeEngine:

@@ -417,7 +417,10 @@ def test_identical_request_is_answered_from_the_cache(harness: Harness, media: P
     assert (d1.cached, d2.cached, d3.cached) == (False, True, False)
     assert d2.output != d1.output and Path(d2.output).read_bytes() == Path(d1.output).read_bytes()
     first_sidecar, second_sidecar = (json.loads(Path(d.metadata).read_text()) for d in (d1, d2))
-    assert second_sidecar == {**first_sidecar, "file": Path(d2.output).name}  # it names its own file
+    copy = Path(d2.output)
+    # it names its own file and its own copy of the preview
+    assert second_sidecar == {**first_sidecar, "file": copy.name, "preview": copy.stem + ".binaural.wav"}
+    assert (copy.parent / second_sidecar["preview"]).is_file()
     assert Path(d2.metadata) == Path(d2.output + ".json")  # the sidecar: OUT.wav -> OUT.wav.json
     assert sum(harness.engine.batch_sizes) == 2
 

@@ -15,7 +15,6 @@ import io
 import math
 import sys
 import tempfile
-import wave
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -28,10 +27,8 @@ from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-import visage.model.files.result_files as rf
 from visage.bridge.client import DaemonAddress, VisageClient
 from visage.bridge.daemon import Daemon
-from visage.bridge.engine import GenerateSpec, JobDone
 from visage.bridge.fake_engine import FakeEngine, FakeSettings
 from visage.bridge.settings import BridgeSettings
 
@@ -39,23 +36,6 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 SCENE_S = 6.0
 SCENE_SIZE = (640, 360)
 FILL_SHOTS = 24
-
-
-class FakeEngineWithPreview(FakeEngine):
-    """The fake engine, plus a stereo tone as the binaural preview, so the page shows its player."""
-
-    def _write(self, spec: GenerateSpec) -> JobDone:
-        done = super()._write(spec)
-        if spec.extra.get("binaural_preview", True) is not False:
-            frames = int(spec.sample_rate * self._seconds(spec))
-            t = np.arange(frames) / spec.sample_rate
-            tone = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-            with wave.open(str(rf.preview_path(spec.output)), "wb") as out:
-                out.setnchannels(2)
-                out.setsampwidth(2)
-                out.setframerate(spec.sample_rate)
-                out.writeframes(np.repeat(tone, 2).tobytes())
-        return done
 
 
 def write_scene(path: Path) -> Path:
@@ -133,7 +113,7 @@ def make(output: Path, dark: bool) -> int:
             max_batch=4,
             web_port=0,
         )
-        engine = FakeEngineWithPreview(FakeSettings(delay_s=2.0, steps=20, seconds=3.0))
+        engine = FakeEngine(FakeSettings(delay_s=2.0, steps=20, seconds=3.0))
         with Daemon(settings, engine) as daemon, chromium(dark=dark) as driver:
             assert daemon.web_url is not None
             driver.get(daemon.web_url)

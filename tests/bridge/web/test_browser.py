@@ -206,13 +206,9 @@ def test_a_new_user_generates_hears_and_downloads(page_daemon: PageDaemon) -> No
 
         # The result panel shows this job; its preview plays in the page.
         wait_until(lambda: element(driver, "#result-body").is_displayed(), what="no result panel")
-        audio_url = job["files"]["preview"] or job["files"]["wav"]
-        if not job["files"]["preview"]:  # the fake engine writes no preview: play the result itself
-            js(
-                driver,
-                "const a = document.getElementById('preview-audio'); a.hidden = false; a.src = arguments[0];",
-                audio_url,
-            )
+        assert job["files"]["preview"], "the daemon wrote no binaural preview"
+        source = js(driver, "return document.getElementById('preview-audio').src")
+        assert source.endswith(job["files"]["preview"]), source  # the page plays the preview itself
         started = js_async(
             driver,
             "document.getElementById('preview-audio').play()"

@@ -20,6 +20,7 @@ from bridge_fixtures import fake_settings, fast_engine, wait_for
 from conftest import WebDaemon
 from web_client import EventStream, PageSession, request
 
+import visage.model.files.result_files as rf
 from visage.bridge.cli import add_serve_arguments
 from visage.bridge.daemon import Daemon
 from visage.bridge.state_dir import read_endpoint
@@ -110,7 +111,8 @@ def test_a_job_goes_from_submit_to_done_on_the_event_stream(web_daemon: WebDaemo
     sidecar = page.get(job["files"]["sidecar"] + "?download=1")
     assert json.loads(sidecar.body)  # the JSON sidecar
     assert sidecar.headers["Content-Disposition"].startswith("attachment")
-    assert page.get(f"/api/jobs/{job_id}/files/preview").error()["code"] == "not_found"
+    preview = page.get(job["files"]["preview"])  # the daemon writes one unless asked not to
+    assert preview.status == 200 and preview.body == rf.preview_path(path).read_bytes()
     assert page.get(f"/api/jobs/{job_id}/files/elsewhere").status == 404
     # The same request again is answered from the result cache, as over OSC.
     again = page.post_json("/api/jobs", _job_body(web_daemon, seed=5)).json()["job_id"]

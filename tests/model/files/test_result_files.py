@@ -13,6 +13,7 @@ import wave
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from hypothesis import given, settings
@@ -89,7 +90,7 @@ def test_fake_engine_sidecar_is_named_and_keyed_by_the_contract(video: Path, tmp
     engine = FakeEngine(FakeSettings(delay_s=0.0, steps=1, seconds=0.25))
     spec = GenerateSpec(
         media=video, start=0.0, end=0.25, yaw=10.0, pitch=0.0, direction_curve=None, guidance=2.5,
-        seed=3, sample_rate=16_000, output=tmp_path / "fake.take.wav", extra={},
+        seed=3, sample_rate=16_000, output=tmp_path / "fake.take.wav", extra={"binaural_preview": False},
     )  # fmt: skip
     (outcome,) = engine.run_batch([spec], lambda *_: None, lambda _: False)
     assert isinstance(outcome, JobDone) and outcome.metadata == tmp_path / "fake.take.wav.json"
@@ -107,6 +108,29 @@ def test_fake_engine_sidecar_is_named_and_keyed_by_the_contract(video: Path, tmp
         frames,
         rate,
     )
+
+
+def test_fake_engine_writes_a_preview_unless_told_not_to(video: Path, tmp_path: Path) -> None:
+    """As the real engine: a preview by default, named in the result's sidecar, with its own sidecar."""
+    engine = FakeEngine(FakeSettings(delay_s=0.0, steps=1, seconds=0.25))
+    spec = GenerateSpec(
+        media=video, start=0.0, end=0.25, yaw=-30.0, pitch=20.0, direction_curve=None, guidance=2.5,
+        seed=3, sample_rate=16_000, output=tmp_path / "shot.wav", extra={},
+    )  # fmt: skip
+    (outcome,) = engine.run_batch([spec], lambda *_: None, lambda _: False)
+    assert isinstance(outcome, JobDone)
+    sidecars = _sidecars(tmp_path)
+    assert sorted(sidecars) == ["shot.binaural.wav.json", "shot.wav.json"]
+    assert sidecars["shot.wav.json"][rf.PREVIEW_KEY] == "shot.binaural.wav"
+    assert sidecars["shot.binaural.wav.json"].keys() == rf.PREVIEW_SIDECAR_KEYS
+    preview = tmp_path / "shot.binaural.wav"
+    with wave.open(str(tmp_path / "shot.wav")) as ambix, wave.open(str(preview)) as pair:
+        assert (pair.getnchannels(), pair.getnframes()) == (2, ambix.getnframes())
+        w = np.frombuffer(ambix.readframes(ambix.getnframes()), "<i2").reshape(-1, 4)[:, 0]
+        lr = np.frombuffer(pair.readframes(pair.getnframes()), "<i2").reshape(-1, 2)
+    # The source sits where the listener looks, so both ear cardioids (at +-90 deg) take half of W.
+    assert np.abs(lr - 0.5 * w[:, None]).max() <= 1.0
+    assert sidecars["shot.binaural.wav.json"][rf.NUM_FRAMES_KEY] == len(lr)
 
 
 # --- the yaw interval -------------------------------------------------------------------------------
