@@ -193,7 +193,11 @@ def test_generate_follows_the_animated_camera(installed_extension: str, daemon: 
     assert sound.channel == 3  # channel 2 is taken over the whole range: next free one above the movie
     assert sound.frame_final_start == 15 == strip.frame_final_start
     assert Path(bpy.path.abspath(sound.sound.filepath)) == Path(request.output)
-    assert sound.sound.channels == "CHANNELS_4" and not sound.mute
+    assert sound.sound.channels == "CHANNELS_4"
+    # The daemon (fake engine too) also returned a binaural preview: it goes above, the AmbiX is muted.
+    preview = strips["shot binaural"]
+    assert sound.mute and not preview.mute and preview.sound.channels == "STEREO"
+    assert (preview.channel, preview.frame_final_start) == (4, 15)
     with wave.open(request.output) as result:
         assert result.getnchannels() == 4
     sidecar = json.loads(Path(request.output + ".json").read_text())  # OUT.wav -> OUT.wav.json
