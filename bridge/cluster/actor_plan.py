@@ -85,7 +85,7 @@ def actor_count(nodes: Iterable[RayNode], shape: ActorShape, max_actors: int | N
     return total if max_actors is None else min(total, max_actors)
 
 
-def batch_size(pending: int, actors: int, largest: int) -> int:
+def batch_size(remaining: int, actors: int, largest: int) -> int:
     """Shots in the next batch: ``largest`` (``--jobs``) while there is plenty, fewer towards the end so that
-    every actor gets a share of what is left."""
-    return max(1, min(largest, math.ceil(pending / max(1, actors))))
+    every actor gets a share of the ``remaining`` shots (queued or being generated)."""
+    return max(1, min(largest, math.ceil(remaining / max(1, actors))))

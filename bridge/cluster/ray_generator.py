@@ -307,7 +307,9 @@ class _Run:
         while len(self.actors) < self.owner._target:
             self.owner._spawn(self.files)
         checked = False  # every first actor has answered its check (or the rest are still waiting for room)
-        while len(self.ended) < len(self.jobs):
+        # Until every shot has ended and every batch has said it is over (so that the next run finds
+        # its actors idle, not finishing a batch whose shots all ended).
+        while len(self.ended) < len(self.jobs) or any(a.state is _State.BUSY for a in self.actors):
             if not checked:
                 checked = self._first_checks_done()
             if checked:
@@ -348,14 +350,17 @@ class _Run:
         self._fail_rest(f"{self.last_loss}; {message}" if self.last_loss else message)
 
     def _dispatch(self) -> None:
-        shape_actors = sum(a.state in (_State.LOADING, _State.IDLE, _State.BUSY) for a in self.actors)
+        """Give every idle actor a batch: a retried shot alone, else its share of the shots left (queued
+        or being generated), so that actors that start at different moments still get equal batches."""
+        usable = sum(a.state in (_State.LOADING, _State.IDLE, _State.BUSY) for a in self.actors)
+        remaining = len(self.queue) + sum(len(a.batch) for a in self.actors)
+        size = batch_size(remaining, usable, self.owner.options.batch_size)
         for actor in self.actors:
             if actor.state is not _State.IDLE:
                 continue
             if self.solo:
                 batch = [self.solo.popleft()]
             elif self.queue:
-                size = batch_size(len(self.queue), shape_actors, self.owner.options.batch_size)
                 batch = [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
             else:
                 return

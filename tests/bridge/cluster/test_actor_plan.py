@@ -72,12 +72,12 @@ def test_impossible_shapes_are_refused(cpus: float, gpus: float | None) -> None:
         actor_shape([_node("a", CPU=4)], cpus_per_actor=cpus, gpus_per_actor=gpus)
 
 
-@given(pending=st.integers(1, 500), actors=st.integers(1, 16), largest=st.integers(1, 32))
-def test_batches_shrink_so_that_every_actor_gets_a_share(pending: int, actors: int, largest: int) -> None:
-    size = batch_size(pending, actors, largest)
+@given(remaining=st.integers(1, 500), actors=st.integers(1, 16), largest=st.integers(1, 32))
+def test_batches_shrink_so_that_every_actor_gets_a_share(remaining: int, actors: int, largest: int) -> None:
+    size = batch_size(remaining, actors, largest)
     assert 1 <= size <= largest
-    if pending >= actors * largest:
+    if remaining >= actors * largest:
         assert size == largest
     else:  # the actors, each taking this many, cover what is left; one fewer each would not
-        assert size * actors >= pending
-        assert size == 1 or (size - 1) * actors < pending
+        assert size * actors >= remaining
+        assert size == 1 or (size - 1) * actors < remaining

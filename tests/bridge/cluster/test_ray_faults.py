@@ -79,24 +79,27 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 class KillsANodeMidRun:
-    """Wraps a generator: once shots of two different batches report progress (both actors are busy),
-    ``kill`` runs once; it records every end it passes on."""
+    """Wraps a generator: its actors first load on a warm-up run (so that both take their first batch of
+    the real run at the same moment); then, once shots of both batches report progress, ``kill`` runs
+    once, while both batches are generating. It records every end it passes on."""
 
-    def __init__(self, inner: RayGenerator, kill: Callable[[], None]) -> None:
+    def __init__(self, inner: RayGenerator, kill: Callable[[], None], warm_up: list[ShotJob]) -> None:
         self.inner = inner
         self.model_id = inner.model_id
         self.kill = kill
+        self.warm_up = warm_up
         self.jobs: list[ShotJob] = []
         self.ends: list[tuple[int, str | None]] = []
 
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
+        self.inner.run(self.warm_up, lambda i, f, s: None, lambda i, error: None)
         self.jobs = list(jobs)
         seen: set[int] = set()
         killed = False
 
         def watch(i: int, fraction: float, stage: str) -> None:
             nonlocal killed
-            seen.add(i // self.inner.options.batch_size)  # batches are dealt in order: {0, 1}, {2, 3}
+            seen.add(i // 2)  # two actors, four shots: the batches are {0, 1} and {2, 3}
             if len(seen) == 2 and not killed:
                 killed = True
                 self.kill()
@@ -130,6 +133,13 @@ def _edit(clips: list[Path], path: Path) -> Path:
     return path
 
 
+def _warm_up(clips: list[Path], folder: Path) -> list[ShotJob]:
+    """One short shot per actor, written apart from the run's folder."""
+    out = folder / "warm-up"
+    out.mkdir()
+    return [ShotJob(clip, 0.0, 0.2, 0.0, 0.0, None, i, out / f"{i}.wav") for i, clip in enumerate(clips[:2])]
+
+
 def _fill(edit: Path, out: Path, generator: Any) -> int:
     parser = argparse.ArgumentParser()
     add_fill_arguments(parser)
@@ -160,7 +170,7 @@ def test_a_dead_nodes_shots_are_retried_elsewhere_and_each_ends_once(
     losses: list[str] = []
     options = RayOptions("auto", batch_size=2, retries=2, placement_timeout_s=30)
     ray_generator = RayGenerator(SETTINGS, options, checkpoint="tiny-random", log=losses.append)
-    generator = KillsANodeMidRun(ray_generator, _remove_worker(cluster))
+    generator = KillsANodeMidRun(ray_generator, _remove_worker(cluster), _warm_up(clips, tmp_path))
     assert _fill(_edit(clips, tmp_path / "cut.otio"), tmp_path / "out.otio", generator) == 0
 
     assert any("died" in line for line in losses), losses  # the fault path ran
@@ -185,14 +195,14 @@ def test_without_retries_a_dead_nodes_shots_fail_alone_naming_it(
     ray_generator = RayGenerator(SETTINGS, options, checkpoint="tiny-random")
     kill = _remove_worker(cluster)
     worker_ip = ray.util.get_node_ip_address()  # every node of this cluster runs on this machine
-    generator = KillsANodeMidRun(ray_generator, kill)
+    generator = KillsANodeMidRun(ray_generator, kill, _warm_up(clips, tmp_path))
     assert _fill(_edit(clips, tmp_path / "cut.otio"), tmp_path / "out.otio", generator) == 1
 
     failed = [(i, error) for i, error in generator.ends if error is not None]
     made = [i for i, error in generator.ends if error is None]
     assert sorted(i for i, _ in generator.ends) == list(range(len(CLIPS_S)))  # each shot ended once
-    assert failed and made  # the dead node's shots failed; the other node's were made
-    assert len({i // 2 for i, _ in failed}) == 1  # all of one batch: the one on the dead node
+    assert len(failed) == 2 and len(made) == 2  # the dead node's batch failed; the other node's was made
+    assert len({i // 2 for i, _ in failed}) == 1
     for _, error in failed:
         assert error is not None and error.startswith("actor on node ") and f"({worker_ip}) died: " in error
     results = tmp_path / "out.ambix"
