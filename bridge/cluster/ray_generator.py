@@ -2,8 +2,9 @@
 
 Each actor loads the model once (`shot_actor.ShotWorker`) and takes batches of up to ``batch_size``
 shots, whose 5-s windows the engine generates together; an actor gets its next batch as soon as it is
-free, and batches shrink towards the end so that every actor gets a share. Events stream back as they
-happen, so the caller records a shot the moment its file is complete (fill's manifest, its progress).
+free, and batches shrink towards the end so that every actor gets a share. The driver long-polls each
+running batch's events, so the caller records a shot the moment its file is complete (fill's manifest,
+its progress).
 
 Before the first shot, every actor checks on its node that it sees the run's files (`preflight`); a
 node that does not stops the run with its name. When an actor or its node dies, its unfinished shots go
