@@ -29,7 +29,6 @@ from visage.bridge.cli_arguments import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from visage.bridge.fill.generators import ShotGenerator
-    from visage.bridge.fill.shot_generation import FillProgress
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +64,14 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
     from pathlib import Path
 
     from visage.bridge.client import DaemonUnavailable, JobFailed
-    from visage.bridge.fill.commands import choose_generator
-    from visage.bridge.fill.generators import GenerationSettings, GeneratorUnavailable
+    from visage.bridge.fill.commands import (
+        choose_generator,
+        close_generator,
+        generation_settings,
+        run_progress,
+    )
+    from visage.bridge.fill.generators import GeneratorUnavailable
     from visage.bridge.fill.manifest import ManifestError
-    from visage.bridge.fill.report import TqdmProgress
 
     from .batch_run import BatchError, BatchOptions, run_batch_jobs
     from .batch_summary import format_batch_summary
@@ -84,14 +87,7 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
         job_list_format(Path(args.job_list))  # a wrong suffix fails before a model loads
     except JobListError as exc:
         return _fail(str(exc))
-    settings = GenerationSettings(
-        guidance_mode=args.guidance_mode,
-        guidance_scale=args.guidance,
-        sample_rate=args.sample_rate,
-        subtype="FLOAT" if args.format == "float" else "PCM_24",
-        equirect=args.equirect,
-        look=args.look,
-    )
+    settings = generation_settings(args)
     options = BatchOptions(
         job_list=Path(args.job_list),
         output_dir=Path(args.output_dir),
@@ -107,13 +103,8 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
         chosen = generator if generator is not None else choose_generator(args, settings, command="batch")
     except (DaemonUnavailable, JobFailed, ValueError) as exc:
         return _fail(str(exc))
-    progress: FillProgress = TqdmProgress(enabled=False if args.no_progress else None)
-    if args.ray:
-        from visage.bridge.cluster.overall_progress import OverallProgress
-
-        progress = OverallProgress(progress)  # one bar: the clips are spread over the actors
     try:
-        report = run_batch_jobs(options, chosen, progress)
+        report = run_batch_jobs(options, chosen, run_progress(args))
     except JobListError as exc:
         problems = exc.problems
         print("\n".join(f"visage batch: error: {p}" for p in problems), file=sys.stderr)
@@ -128,9 +119,7 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
         )
         return 130
     finally:
-        close = getattr(chosen, "close", None)  # a Ray generator's actors and connection
-        if close is not None:
-            close()
+        close_generator(chosen)
     print(format_batch_summary(report))
     return report.exit_code
 

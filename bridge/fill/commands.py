@@ -93,20 +93,13 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
 
     from .edit_files import EditFileError
     from .fill_edit import FillError, FillOptions, fill_edit
-    from .generators import GenerationSettings, GeneratorUnavailable
+    from .generators import GeneratorUnavailable
     from .manifest import ManifestError
-    from .report import TqdmProgress, format_summary
+    from .report import format_summary
 
     if args.jobs < 1:
         return _fail("--jobs must be at least 1")
-    settings = GenerationSettings(
-        guidance_mode=args.guidance_mode,
-        guidance_scale=args.guidance,
-        sample_rate=args.sample_rate,
-        subtype="FLOAT" if args.format == "float" else "PCM_24",
-        equirect=args.equirect,
-        look=args.look,
-    )
+    settings = generation_settings(args)
     options = FillOptions(
         edit=Path(args.edit),
         output=Path(args.output),
@@ -126,13 +119,8 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
         chosen = generator if generator is not None else choose_generator(args, settings)
     except (DaemonUnavailable, JobFailed, ValueError) as exc:
         return _fail(str(exc))
-    progress: FillProgress = TqdmProgress(enabled=False if args.no_progress else None)
-    if args.ray:
-        from visage.bridge.cluster.overall_progress import OverallProgress
-
-        progress = OverallProgress(progress)
     try:
-        report = fill_edit(options, chosen, progress)
+        report = fill_edit(options, chosen, run_progress(args))
     except (FillError, EditFileError, ManifestError, GeneratorUnavailable) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -142,11 +130,42 @@ def run_fill(args: argparse.Namespace, *, generator: ShotGenerator | None = None
         )
         return 130
     finally:
-        close = getattr(chosen, "close", None)  # a Ray generator's actors and connection
-        if close is not None:
-            close()
+        close_generator(chosen)
     print(format_summary(report))
     return report.exit_code
+
+
+def generation_settings(args: argparse.Namespace) -> GenerationSettings:
+    """The engine settings every shot of a fill or batch run shares, from the run's options."""
+    from .generators import GenerationSettings
+
+    return GenerationSettings(
+        guidance_mode=args.guidance_mode,
+        guidance_scale=args.guidance,
+        sample_rate=args.sample_rate,
+        subtype="FLOAT" if args.format == "float" else "PCM_24",
+        equirect=args.equirect,
+        look=args.look,
+    )
+
+
+def run_progress(args: argparse.Namespace) -> FillProgress:
+    """A bar per batch here or on a daemon; one overall bar on Ray, where the shots spread over actors."""
+    from .report import TqdmProgress
+
+    progress: FillProgress = TqdmProgress(enabled=False if args.no_progress else None)
+    if args.ray:
+        from visage.bridge.cluster.overall_progress import OverallProgress
+
+        progress = OverallProgress(progress)
+    return progress
+
+
+def close_generator(generator: ShotGenerator) -> None:
+    """Release what a generator holds beyond the run (a Ray generator's actors and connection)."""
+    close = getattr(generator, "close", None)
+    if close is not None:
+        close()
 
 
 def choose_generator(
