@@ -26,7 +26,13 @@ from typing import Any
 from visage.bridge.fill.fill_edit import ShotStatus
 from visage.bridge.fill.generators import GenerationSettings, ShotGenerator, ShotJob
 from visage.bridge.fill.manifest import FillManifest, ShotOptions, result_file_name, seed_for, shot_key
-from visage.bridge.fill.shot_generation import FillProgress, PlannedResult, generate_and_record, short_result
+from visage.bridge.fill.shot_generation import (
+    FillProgress,
+    PlannedResult,
+    generate_and_record,
+    run_shot_options,
+    short_result,
+)
 from visage.model.files.result_files import CurveError, read_curve_file, sidecar_path, wrap_yaw
 
 from .job_list import BatchJob, JobListError, read_job_list
@@ -128,16 +134,7 @@ def run_batch_jobs(
             f"{folder} holds results of an earlier run: use --resume to keep them, "
             "--force to regenerate, or another folder"
         )
-    shot_options = ShotOptions(
-        guidance_mode=options.settings.guidance_mode,
-        guidance_scale=options.settings.guidance_scale,
-        seed=options.seed,
-        model=generator.model_id,
-        sample_rate=options.settings.sample_rate,
-        subtype=options.settings.subtype,
-        equirect=options.settings.equirect,
-        look=options.settings.look,
-    )
+    shot_options = run_shot_options(options.settings, options.seed, generator)
     outcomes = _plan(jobs, str(options.job_list), manifest, shot_options, options)
     pending = [o for o in outcomes if o.status is ShotStatus.PENDING]
     for outcome in pending:

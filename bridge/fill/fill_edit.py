@@ -55,7 +55,7 @@ from .otio_shots import (
     is_from_resolve,
     list_shots,
 )
-from .shot_generation import FillProgress, PlannedResult, generate_and_record, short_result
+from .shot_generation import FillProgress, PlannedResult, generate_and_record, run_shot_options, short_result
 
 _EPSILON_S = 1e-6  # media times this close to the file's start count as its start (float error)
 
@@ -191,16 +191,7 @@ def fill_edit(
             f"{results_dir} holds results of an earlier run: use --resume to keep them, "
             "--force to regenerate, or --output-dir for another folder"
         )
-    shot_options = ShotOptions(
-        guidance_mode=options.settings.guidance_mode,
-        guidance_scale=options.settings.guidance_scale,
-        seed=options.seed,
-        model=generator.model_id,
-        sample_rate=options.settings.sample_rate,
-        subtype=options.settings.subtype,
-        equirect=options.settings.equirect,
-        look=options.settings.look,
-    )
+    shot_options = run_shot_options(options.settings, options.seed, generator)
     missing_roots = [str(r) for r in options.media_roots if not r.is_dir()]
     if missing_roots:
         raise FillError(f"--media-root: no such folder: {', '.join(missing_roots)}")

@@ -15,10 +15,24 @@ from pathlib import Path
 from visage.bridge.client import JobFailed
 from visage.bridge.result_cache import file_sha256
 
-from .generators import GroupsRuns, ShotGenerator, ShotJob
-from .manifest import FillManifest, ShotResult
+from .generators import GenerationSettings, GroupsRuns, ShotGenerator, ShotJob
+from .manifest import FillManifest, ShotOptions, ShotResult
 
 _SHORT_RESULT_S = 1e-3  # a result this much shorter than its media range fails
+
+
+def run_shot_options(settings: GenerationSettings, seed: int | None, generator: ShotGenerator) -> ShotOptions:
+    """What a run's content keys hold besides each result's media, range and direction."""
+    return ShotOptions(
+        guidance_mode=settings.guidance_mode,
+        guidance_scale=settings.guidance_scale,
+        seed=seed,
+        model=generator.model_id,
+        sample_rate=settings.sample_rate,
+        subtype=settings.subtype,
+        equirect=settings.equirect,
+        look=settings.look,
+    )
 
 
 class FillProgress:
