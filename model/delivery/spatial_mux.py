@@ -340,11 +340,16 @@ def _mux(
         audio = _audio_frames(track, rate, layout, first_sample)
         pending = next(audio, None)
         packets = 0
+        horizon = Fraction(0)
         for packet in source.demux(in_video):
-            if packet.dts is None:  # the demuxer's empty flush packet
+            if not packet.size:  # the demuxer's empty flush packet
                 continue
-            assert packet.time_base is not None
-            horizon = packet.dts * packet.time_base + _LEAD_S
+            # Matroska stores no DTS: with B-frames the first packets (the keyframe too) have none;
+            # they are kept, and the muxer derives their DTS from the PTS.
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if stamp is not None:
+                assert packet.time_base is not None
+                horizon = max(horizon, stamp * packet.time_base + _LEAD_S)
             while pending is not None and Fraction(pending.pts or 0, rate) < horizon:
                 sink.mux(out_audio.encode(pending))
                 pending = next(audio, None)

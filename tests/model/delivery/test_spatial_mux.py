@@ -306,3 +306,19 @@ def test_ffprobe_sees_the_spatial_track(clip, result, tmp_path) -> None:
     )
     streams = sorted((s["codec_type"], s.get("channels")) for s in report["streams"])
     assert streams == [("audio", 4), ("video", None)]
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_matroska_packets_without_a_dts_are_kept(result, tmp_path, suffix) -> None:
+    # Matroska stores no DTS: with B-frames FFmpeg's demuxer gives the first packets (the keyframe
+    # among them) none, and every one of them belongs in the output.
+    mkv = make_test_video(tmp_path / "bframes.mkv", duration=2.0, size=(64, 32)).path
+    with av.open(str(mkv)) as container:
+        source = [(bytes(p), p.is_keyframe, p.dts) for p in container.demux() if p.size]
+    assert source[0][1:] == (True, None)  # the case under test
+    out = tmp_path / f"published{suffix}"
+    muxed = mux_spatial_audio(mkv, result, out, start_s=0.0)
+    assert muxed.video_packets == len(source) == 50
+    with av.open(str(out)) as container:
+        written = [(bytes(p), p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.size]
+    assert written == [(data, key) for data, key, _ in source]
