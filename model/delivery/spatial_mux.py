@@ -212,8 +212,12 @@ def mux_spatial_audio(
         try:
             packets = _mux(video, muxed, _FORMATS[suffix], codec, track, sample_rate, head_locked is not None)
         except (av.FFmpegError, ValueError) as exc:  # e.g. VP8 in MP4, VP9 in MOV
+            # FFmpeg's message names the scratch file, which the user never sees: keep only its reason.
+            reason = exc.strerror if isinstance(exc, av.FFmpegError) else str(exc)
+            other = ".mp4" if suffix == ".mov" else ".mov"
             raise MuxError(
-                f"{output}: FFmpeg cannot copy {video}'s {info.codec} video into {suffix} ({exc})"
+                f"{output}: FFmpeg cannot copy {video}'s {info.codec} video into {suffix} ({reason}); "
+                f"try -o with {other}, or re-encode the video (e.g. to H.264) first"
             ) from None
         inject_spatial_audio(muxed, final, spatial, spherical_boxes)
         written = read_spatial_audio(final)

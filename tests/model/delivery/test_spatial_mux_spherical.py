@@ -190,3 +190,14 @@ def test_a_codec_the_container_cannot_hold_is_refused_clearly(folder, result, tm
     with pytest.raises(MuxError, match=r"cannot copy .*vp8.webm's vp8 video into \.mp4"):
         mux_spatial_audio(vp8, result, tmp_path / "published.mp4")
     assert list(tmp_path.iterdir()) == []  # no output, no scratch file left
+
+
+def test_a_codec_refused_by_mov_points_to_mp4_not_to_a_scratch_file(webm, result, tmp_path) -> None:
+    with pytest.raises(MuxError) as refused:
+        mux_spatial_audio(webm, result, tmp_path / "published.mov")
+    message = str(refused.value)
+    output = tmp_path / "published.mov"
+    assert message.startswith(f"{output}: FFmpeg cannot copy {webm}'s vp9 video into .mov")
+    assert "-o with .mp4" in message
+    assert "visage-part" not in message  # the scratch file is no name the user knows
+    assert list(tmp_path.iterdir()) == []
