@@ -22,7 +22,7 @@ import visage.model.files.result_files as rf
 from ..errors import ErrorCode
 from .web_errors import WebError
 
-MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 200  # UTF-8: file systems take 255 bytes, and the temporary name adds "." and ".part"
 _UNSAFE = re.compile(r"[^\w.+ -]+")
 
 WriteChunk = Callable[[BinaryIO, bytes], Awaitable[None]]
@@ -32,17 +32,23 @@ def safe_file_name(name: str, default: str = "upload") -> str:
     """A file name without folders or characters that file systems or shells trip on.
 
     ``../../etc/passwd`` -> ``passwd``; ``C:\\x\\clip.mp4`` -> ``clip.mp4``; ``.bashrc`` -> ``bashrc``.
+    Long names keep their suffix and are cut to `MAX_NAME_BYTES` of UTF-8, not characters: a name in a
+    script of 3-byte characters would otherwise pass a character limit and be refused by the file system.
     """
     base = re.split(r"[/\\]", name)[-1]
     base = "".join(c for c in unicodedata.normalize("NFC", base) if unicodedata.category(c)[0] != "C")
     base = _UNSAFE.sub("_", base).strip(" .")
-    if len(base) > MAX_NAME_CHARS:
+    if len(base.encode()) > MAX_NAME_BYTES:
         stem, dot, suffix = base.rpartition(".")
-        keep = suffix[:16] if dot else ""
-        base = (stem if dot else base)[: MAX_NAME_CHARS - len(keep) - 1].rstrip(" .") + (
-            f".{keep}" if keep else ""
-        )
+        keep = _prefix_in_bytes(suffix, 16) if dot else ""
+        room = MAX_NAME_BYTES - len(keep.encode()) - 1
+        base = _prefix_in_bytes(stem if dot else base, room).rstrip(" .") + (f".{keep}" if keep else "")
     return base or default
+
+
+def _prefix_in_bytes(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 form has at most ``max_bytes`` (no character cut)."""
+    return text.encode()[:max_bytes].decode("utf-8", "ignore")
 
 
 def new_upload_folder(uploads_dir: Path) -> Path:

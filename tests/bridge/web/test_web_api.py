@@ -235,6 +235,17 @@ def test_uploads_land_in_the_state_folder_under_a_safe_name(web_daemon: WebDaemo
     assert job.status == 202, job.body
 
 
+def test_a_long_name_in_a_wide_script_is_shortened_to_what_file_systems_take(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    name = "音" * 200 + ".mp4"  # 600 UTF-8 bytes; ext4, APFS and NTFS names hold at most 255
+    reply = page.post(f"/api/uploads?name={quote(name)}", b"video bytes")
+    assert reply.status == 201, reply.body
+    saved = Path(reply.json()["path"])
+    assert saved.read_bytes() == b"video bytes"
+    assert saved.name.endswith(".mp4") and set(saved.stem) == {"音"}
+    assert len(saved.name.encode()) <= 255
+
+
 def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     settings = fake_settings(tmp_path, web_port=0, web_upload_limit=1000)
     with Daemon(settings, fast_engine()) as daemon:
