@@ -7,8 +7,9 @@ The run, in order:
    media's end), its curve file a valid one; key it by content (`fill.manifest.shot_key`, the job's
    seed or ``--seed`` among the options) and name its output (the job's ``output``, else
    ``<media stem>_<key prefix>.wav``). Two jobs with one key, or one output, are an error, as is an
-   existing file the folder's manifest does not list (a user's file) unless ``force``. All these
-   problems are reported together, each with its line;
+   existing file the folder's manifest does not list (a user's file) unless ``force``, or unless its
+   sidecar says a run made it for this very clip without recording it (interrupted). All these problems
+   are reported together, each with its line;
 3. with ``resume``, a clip whose recorded result is its output file, intact (digest and length), is
    reused; the rest are generated ``jobs`` at a time, locally, on a daemon or on Ray
    (`fill.shot_generation`), each recorded in the manifest (``visage-fill.json``) the moment it is
@@ -19,6 +20,7 @@ A clip the generator fails is reported and the others go on (exit status 1).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,15 @@ from visage.bridge.fill.shot_generation import (
     run_shot_options,
     short_result,
 )
-from visage.model.files.result_files import CurveError, read_curve_file, sidecar_path, wrap_yaw
+from visage.model.files.result_files import (
+    REQUEST_KEY,
+    SAMPLING_KEY,
+    SOURCE_KEY,
+    CurveError,
+    read_curve_file,
+    sidecar_path,
+    wrap_yaw,
+)
 
 from .job_list import BatchJob, JobListError, read_job_list
 
@@ -208,7 +218,7 @@ def _plan(
         needed_s = media_range[1] - media_range[0]
         if recorded is not None and recorded.file == relative and short_result(outcome.wav, needed_s) is None:
             outcome.status = ShotStatus.REUSED
-        elif relative.casefold() not in ours and not options.force:
+        elif relative.casefold() not in ours and not options.force and not _unrecorded_result(outcome):
             existing = [p for p in (outcome.wav, sidecar_path(outcome.wav)) if p.exists()]
             if existing:
                 problems.append(
@@ -220,6 +230,27 @@ def _plan(
     if problems:
         raise JobListError(problems)
     return outcomes
+
+
+def _unrecorded_result(outcome: ClipOutcome) -> bool:
+    """The output holds a result of this very clip that a run wrote but never recorded (interrupted, or
+    killed, between the file and the manifest): its sidecar marks a fill/batch result (``visage_fill``)
+    made from the job's media with its seed. Such a file is regenerated; any other is the user's."""
+    try:
+        document = json.loads(sidecar_path(outcome.wav).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(document, dict):
+        return False
+    request, source, sampling = (document.get(k) for k in (REQUEST_KEY, SOURCE_KEY, SAMPLING_KEY))
+    return (
+        isinstance(request, dict)
+        and request.get("visage_fill") is True
+        and isinstance(source, dict)
+        and source.get("media") == str(outcome.job.media)
+        and isinstance(sampling, dict)
+        and sampling.get("seed") == outcome.seed
+    )
 
 
 class _JobProblem(ValueError):

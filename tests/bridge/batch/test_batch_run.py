@@ -355,3 +355,32 @@ def test_on_ray_every_clip_goes_in_one_call_and_the_generator_is_closed(media: P
     argv = (str(write_jobs(media, THREE)), "-o", str(tmp_path / "out"), "--no-progress", "--jobs", "1")
     assert run_batch(_args(*argv, "--ray", "local"), generator=generator) == 0
     assert generator.calls == [3] and generator.closed  # Ray packs --jobs clips per actor itself
+
+
+def test_resume_regenerates_a_result_written_but_not_recorded_before_an_interruption(
+    media: Path, tmp_path: Path, pipeline: VideoToAmbisonics
+) -> None:
+    """Ctrl-C (or a kill) between a clip's file and its manifest entry, as on Ray where actors finish
+    files the driver no longer records: the file is this batch's own, so --resume makes it again."""
+
+    class StopsBeforeRecording:
+        model_id = "tiny-random"
+
+        def __init__(self) -> None:
+            self.inner = LocalGenerator(GenerationSettings(), pipeline=pipeline)
+
+        def run(self, jobs, progress, finished) -> None:  # type: ignore[no-untyped-def]
+            def interrupted(i: int, error: Exception | None) -> None:
+                raise KeyboardInterrupt  # the file is complete; the manifest never hears of it
+
+            self.inner.run(jobs, progress, interrupted)
+
+    out = tmp_path / "out"
+    jobs = write_jobs(media, "media,start,end,output\na.mp4,0,0.5,left.wav\n")
+    with pytest.raises(KeyboardInterrupt):
+        run_batch_jobs(BatchOptions(jobs, out, jobs=1), StopsBeforeRecording())  # type: ignore[arg-type]
+    assert (out / "left.wav").is_file() and not (out / MANIFEST_NAME).exists()
+    generator = LocalGenerator(GenerationSettings(), pipeline=pipeline)
+    report = run_batch_jobs(BatchOptions(jobs, out, resume=True, jobs=1), generator)
+    assert [o.status for o in report.outcomes] == [ShotStatus.GENERATED]
+    assert list(manifest_files(out).values()) == ["left.wav"]
