@@ -110,6 +110,10 @@ def ray_options(args: argparse.Namespace, *, batch_size: int) -> RayOptions:
 def death_reason(error: BaseException) -> str:
     """Why Ray says an actor died, in a few words (its messages span a dozen lines)."""
     text = str(error)
+    unavailable = re.search(r"The actor \w+ is unavailable: (.+?)\. The task may or may not", text, re.S)
+    if unavailable is not None:  # its raylet or node stopped answering (ActorUnavailableError)
+        rpc = re.search(r"RPC Error message: (.+?);", unavailable.group(1))
+        return "it stopped answering" + (f" ({rpc.group(1)})" if rpc else "")
     because = re.search(r"The actor is dead because (.+?)\.(?:\s|$)", text)
     if because is None:
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)

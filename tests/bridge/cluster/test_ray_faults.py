@@ -231,6 +231,12 @@ def test_ray_says_why_an_actor_died_in_a_few_words() -> None:
     assert death_reason(RuntimeError("\nSomething else.\nmore")) == "Something else"
     bare = "The actor died unexpectedly before finishing this task."  # all Ray says of some deaths
     assert death_reason(RuntimeError(bare)) == "unexpectedly before finishing this task"
+    raylet_gone = (  # what a poll gets when the actor's raylet is killed (ActorUnavailableError, Ray 2.48)
+        "The actor acb1bc9e9eb97c126651ab4f01000000 is unavailable: The actor is temporarily unavailable: "
+        "RpcError: RPC Error message: Socket closed; RPC Error details:  rpc_code: 14. The task may or may "
+        "not have been executed on the actor."
+    )
+    assert death_reason(RuntimeError(raylet_gone)) == "it stopped answering (Socket closed)"
 
 
 def _to(job: ShotJob, output: Path) -> ShotJob:
