@@ -167,6 +167,12 @@ def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="stereo WAV added as head-locked channels 5-6 (not rotated by players)",
     )
+    parser.add_argument(
+        "--equirect",
+        action="store_true",
+        help="VIDEO is a 2:1 equirectangular 360° panorama without spherical metadata: mark the output "
+        "360°; unset: when RESULT's sidecar says it was generated with --equirect",
+    )
     add_loudness_argument(parser, example="e.g. -14, the level YouTube plays at")
     add_force_argument(parser)
 
@@ -183,6 +189,7 @@ def run_mux(args: argparse.Namespace) -> int:
             start_s=args.start,
             head_locked=args.head_locked,
             target_lufs=args.loudness,
+            equirect=True if args.equirect else None,
             overwrite=args.force,
         )
     except Exception as exc:
@@ -195,7 +202,8 @@ def run_mux(args: argparse.Namespace) -> int:
         f"{muxed.start_s:g} s of {muxed.video_s:.3f} s{gain})"
     )
     if muxed.spherical is not None:
-        print(f"360° video: {muxed.spherical.describe()} (spherical metadata kept in the video track)")
+        how = "added to the video track (--equirect)" if muxed.spherical_added else "kept in the video track"
+        print(f"360° video: {muxed.spherical.describe()} (spherical metadata {how})")
     return 0
 
 

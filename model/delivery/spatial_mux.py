@@ -37,6 +37,9 @@ channels 5-6: the box then says ``head_locked_stereo`` and maps W, Y, Z, X, L, R
 with ``-strict unofficial``, never the V1 ``uuid`` box), so the source's own boxes are copied byte for
 byte into the output's video track in the same ``moov`` rewrite as SA3D; a WebM/MKV ``Projection``
 (+ ``StereoMode``) is translated into ``st3d`` + ``sv3d`` (``visage.model.files.spherical_video``).
+A 2:1 video without metadata that ``visage generate --equirect`` read as 360° (``equirect=True``, or
+the result's sidecar says so) gets ``st3d`` (mono) + ``sv3d`` (equirectangular, full sphere, pose 0),
+the meaning ``--equirect`` gave it; metadata a video has is never overruled.
 Cubemap, mesh and stereo metadata is carried over as it is (it describes the copied picture truthfully);
 metadata that cannot be read or translated (malformed boxes, a Matroska stereo mode with no ``st3d``
 equivalent) is refused rather than dropped. What the output says is read back and compared with the
@@ -60,11 +63,14 @@ from visage.model.audio.loudness import normalize_loudness
 from visage.model.files.audio_io import read_ambix, resample
 from visage.model.files.mp4_boxes import Box, BoxError, top_level_boxes
 from visage.model.files.output_files import atomic_output, check_new_output, scratch_file
+from visage.model.files.panorama_video import is_two_to_one
 from visage.model.files.sa3d import SpatialAudio, ambix_foa, insert_sa3d, read_sa3d
 from visage.model.files.spherical_boxes import SphericalBoxes, insert_spherical_boxes
 from visage.model.files.spherical_video import (
     SphericalVideo,
     SphericalVideoError,
+    build_st3d,
+    build_sv3d,
     read_spherical_video,
     spherical_boxes_for_mp4,
 )
@@ -111,6 +117,7 @@ class MuxedFile:
         gain_db: gain applied to the ambisonic channels for ``target_lufs`` (0 without).
         spatial: the SA3D box as read back from the written file.
         spherical: the video's 360° metadata as read back from the written file (None for flat video).
+        spherical_added: the source had none: the output was marked 360° because of ``equirect``.
     """
 
     path: Path
@@ -124,6 +131,7 @@ class MuxedFile:
     gain_db: float
     spatial: SpatialAudio
     spherical: SphericalVideo | None = None
+    spherical_added: bool = False
 
 
 def mux_spatial_audio(
@@ -135,6 +143,7 @@ def mux_spatial_audio(
     start_s: float | None = None,
     head_locked: str | os.PathLike[str] | None = None,
     target_lufs: float | None = None,
+    equirect: bool | None = None,
     overwrite: bool = False,
 ) -> MuxedFile:
     """Write ``video``'s picture with ``result_wav`` as a spatial audio track (see the module notes).
@@ -149,6 +158,8 @@ def mux_spatial_audio(
         head_locked: a stereo WAV at the result's sample rate to add as head-locked channels 5-6.
         target_lufs: scale the four ambisonic channels together so that W reaches this integrated
             loudness (the head-locked pair is left as it is).
+        equirect: a video without spherical metadata is a 2:1 equirectangular 360° panorama: mark the
+            output so (None: when the result's sidecar says ``--equirect`` made it read as 360°).
         overwrite: replace an existing output.
 
     Returns:
@@ -156,7 +167,8 @@ def mux_spatial_audio(
 
     Raises:
         MuxError: unknown container, a codec the container cannot hold (audio, or the copied video), no
-            video stream, 360° metadata that cannot be read or carried over, audio past
+            video stream, 360° metadata that cannot be read or carried over, ``equirect`` on a
+            picture that is not 2:1, audio past
             the video's end, a bad head-locked file, a loudness target that would clip.
         LoudnessError: ``target_lufs`` given for a silent or too short result.
         ChannelCountError: the result is not 4-channel.
@@ -187,6 +199,10 @@ def mux_spatial_audio(
         spherical, spherical_boxes = spherical_boxes_for_mp4(video)
     except SphericalVideoError as exc:
         raise MuxError(f"{exc}; its 360° metadata cannot be carried over") from None
+    context = read_result_context(result_wav)
+    added = spherical is None and (equirect if equirect is not None else context.forced_equirect)
+    if added:
+        spherical, spherical_boxes = _forced_equirect(video, info.display_width, info.display_height)
     foa, sample_rate = read_ambix(result_wav)  # [4, N]
     gain_db = 0.0
     if target_lufs is not None:
@@ -203,7 +219,7 @@ def mux_spatial_audio(
     audio = np.concatenate([_fit(t, foa.shape[1]) for t in tracks])  # [C, N]
     if codec == "opus" and sample_rate != _OPUS_RATE:
         audio, sample_rate = resample(audio, sample_rate, _OPUS_RATE), _OPUS_RATE
-    start = start_s if start_s is not None else (read_result_context(result_wav).start_s or 0.0)
+    start = start_s if start_s is not None else (context.start_s or 0.0)
     frame_period = float(1 / info.frame_rate) if info.frame_rate else 0.0
     track, audio_s = place_on_timeline(audio, sample_rate, start, info.duration, tolerance_s=frame_period)
     spatial = ambix_foa(head_locked_stereo=head_locked is not None)
@@ -241,6 +257,7 @@ def mux_spatial_audio(
         gain_db=gain_db,
         spatial=spatial,
         spherical=written_spherical,
+        spherical_added=added,
     )
 
 
@@ -410,6 +427,17 @@ def _top_level_boxes(f: BinaryIO, path: Path) -> Iterator[Box]:
         yield from top_level_boxes(f)
     except BoxError as exc:
         raise MuxError(f"{path}: not a well-formed MP4/MOV file ({exc})") from None
+
+
+def _forced_equirect(video: Path, width: int, height: int) -> tuple[SphericalVideo, SphericalBoxes]:
+    """The metadata ``--equirect`` means (mono, full sphere, pose 0) and its boxes, for a 2:1 picture."""
+    if not is_two_to_one(width, height):
+        raise MuxError(
+            f"{video}: --equirect marks a 2:1 equirectangular panorama as 360°, but the picture is "
+            f"{width} x {height}"
+        )
+    metadata = SphericalVideo("equirectangular", "mono", "sv3d")
+    return metadata, SphericalBoxes(st3d=build_st3d(metadata.stereo), sv3d=build_sv3d(metadata))
 
 
 def _same_spherical(written: SphericalVideo | None, source: SphericalVideo | None) -> bool:

@@ -24,6 +24,19 @@ from visage.model.files import video_io
 from visage.model.files.output_files import atomic_output
 
 EQUIRECT_SIZE = (896, 448)  # official working size of the panoramas (width, height)
+PANORAMA_ASPECT = Fraction(2)  # width / height of a full-sphere equirectangular frame
+ASPECT_TOLERANCE = 0.01  # relative: 3840 x 1920 and 4096 x 2048 are 2:1, 3840 x 2160 is not
+
+
+def is_two_to_one(width: int, height: int) -> bool:
+    """Whether a displayed frame has a full-sphere panorama's shape (2:1 within ``ASPECT_TOLERANCE``).
+
+    Why: a frame of another shape cannot be an uncropped equirectangular 360° picture, so forcing one
+    to be read (or published) as 360° is refused.
+    """
+    if width <= 0 or height <= 0:
+        return False
+    return abs(Fraction(width, height) / PANORAMA_ASPECT - 1) <= ASPECT_TOLERANCE
 
 
 def equirect_frames(

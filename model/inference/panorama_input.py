@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
+from visage.model.delivery.result_context import EQUIRECT_FLAG
 from visage.model.features.direction import CameraDirection
+from visage.model.files.panorama_video import is_two_to_one
 from visage.model.files.spherical_video import (
     SphericalVideoError,
     read_spherical_video,
@@ -41,13 +42,11 @@ from visage.model.files.video_io import VideoInfo
 log = logging.getLogger(__name__)
 
 LOOK_MODES = ("auto",)  # values of the look option: where the view of each window is chosen
-PANORAMA_ASPECT = Fraction(2)  # width / height of a full-sphere equirectangular frame
-ASPECT_TOLERANCE = 0.01  # relative: 3840 x 1920 and 4096 x 2048 are 2:1, 3840 x 2160 is not
 TWO_TO_ONE_NOTE = (
     "2:1 frame without spherical metadata: treated as flat video; "
     "pass --equirect (daemon option equirect) if it is a panorama"
 )
-FORCED = "--equirect"  # PanoramaInput.detected_by when the caller forced it
+FORCED = EQUIRECT_FLAG  # PanoramaInput.detected_by when the caller forced it (mux and viz read it back)
 
 
 class UnsupportedVideo(ValueError):
@@ -112,7 +111,7 @@ def panorama_input(
             metadata = require_monoscopic_equirect(media)
     except SphericalVideoError as exc:
         raise UnsupportedVideo(str(exc)) from None
-    two_to_one = _is_two_to_one(info)
+    two_to_one = is_two_to_one(info.display_width, info.display_height)
     if metadata is not None:
         if not metadata.is_full_sphere:
             raise UnsupportedVideo(
@@ -141,10 +140,3 @@ def panorama_input(
         log.warning("%s: %s", media, TWO_TO_ONE_NOTE)
         return PanoramaInput(False, note=TWO_TO_ONE_NOTE)
     return PanoramaInput(False)
-
-
-def _is_two_to_one(info: VideoInfo) -> bool:
-    if not info.display_height:
-        return False
-    aspect = Fraction(info.display_width, info.display_height)
-    return abs(aspect / PANORAMA_ASPECT - 1) <= ASPECT_TOLERANCE

@@ -201,3 +201,58 @@ def test_a_codec_refused_by_mov_points_to_mp4_not_to_a_scratch_file(webm, result
     assert "-o with .mp4" in message
     assert "visage-part" not in message  # the scratch file is no name the user knows
     assert list(tmp_path.iterdir()) == []
+
+
+def _equirect_result(folder: Path, result: Path, input_entry: dict) -> Path:
+    """A copy of ``result`` whose sidecar holds ``input_entry`` under "input", as generate writes it."""
+    copy = folder / f"result_{len(list(folder.iterdir()))}.wav"
+    shutil.copyfile(result, copy)
+    Path(f"{copy}.json").write_text(json.dumps({"input": input_entry}), encoding="utf-8")
+    return copy
+
+
+@pytest.mark.parametrize("how", ["flag", "sidecar"])
+def test_equirect_marks_a_panorama_without_metadata_as_360(flat, result, tmp_path, how) -> None:
+    out = tmp_path / "published.mp4"
+    if how == "flag":
+        muxed = mux_spatial_audio(flat, result, out, equirect=True)
+    else:  # what `visage generate --equirect` recorded
+        forced = _equirect_result(
+            tmp_path, result, {"projection": "equirectangular", "detected_by": "--equirect"}
+        )
+        muxed = mux_spatial_audio(flat, forced, out)
+    assert muxed.spherical_added
+    assert muxed.spherical == SphericalVideo("equirectangular", "mono", "sv3d")
+    children = dict(_video_entry_children(out))
+    assert children[b"st3d"] == st3d(0)  # the RFC's bytes: mono, full sphere, pose 0
+    assert children[b"sv3d"] == sv3d(equi(), source=b"visage")
+    assert read_spatial_audio(out) == [ambix_foa()]
+
+
+def test_equirect_never_overrules_metadata_and_metadata_found_alone_is_not_added(
+    flat, pano, result, tmp_path
+) -> None:
+    muxed = mux_spatial_audio(pano, result, tmp_path / "kept.mp4", equirect=True)
+    assert not muxed.spherical_added
+    assert muxed.spherical == SphericalVideo("equirectangular", "mono", "sv3d", *POSE)
+    by_metadata = _equirect_result(tmp_path, result, {"projection": "equirectangular", "detected_by": "sv3d"})
+    assert mux_spatial_audio(flat, by_metadata, tmp_path / "flat.mp4").spherical is None
+
+
+def test_equirect_on_a_picture_that_is_not_2_to_1_is_refused(folder, result, tmp_path) -> None:
+    square = make_video(folder / "square.mp4", width=32, height=32)
+    with pytest.raises(MuxError, match=r"square\.mp4: --equirect marks a 2:1 .* the picture is 32 x 32"):
+        mux_spatial_audio(square, result, tmp_path / "published.mp4", equirect=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_says_the_metadata_was_added(flat, result, tmp_path, capsys) -> None:
+    argv = ["mux", str(flat), str(result), "-o", str(tmp_path / "out.mp4"), "--equirect"]
+    args = build_parser().parse_args(argv)
+    module, func = args._run
+    assert getattr(importlib.import_module(module), func)(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "360° video: monoscopic equirectangular, pose yaw 0° pitch 0° roll 0° (spherical metadata added"
+        in out
+    )
