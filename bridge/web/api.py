@@ -33,14 +33,14 @@ from ..job_queue import JobQueue
 from ..security import PathPolicy
 from ..settings import BridgeSettings
 from . import request_guard as guard
-from .event_hub import EventHub
+from .event_hub import MAX_STREAMS, EventHub
 from .job_board import JobBoard
 from .job_request import field_of, generate_request, parse_body
 from .job_views import FILE_KINDS, soundmap_path
 from .sessions import SessionStore
 from .soundmaps import SoundMaps
 from .uploads import receive_file, save_curve
-from .web_errors import NOT_FOUND, NOT_READY, UNREADABLE_MEDIA, WebError
+from .web_errors import BUSY, NOT_FOUND, NOT_READY, UNREADABLE_MEDIA, WebError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,15 @@ def _package_version() -> str:
         return metadata.version("visage")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+async def _small_body(request: web.Request) -> bytes:
+    """A JSON or curve body; one declared over `MAX_BODY_BYTES` is refused before any of it is read."""
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        message = f"bodies are limited to {MAX_BODY_BYTES} bytes; this one declares {declared}"
+        raise WebError(ErrorCode.TOO_LARGE.value, message)
+    return await request.read()
 
 
 async def _write_off_loop(out: BinaryIO, chunk: bytes) -> None:
@@ -302,7 +311,7 @@ class WebApi:
         return _json({"path": str(path), "size": declared}, 201)
 
     async def _curve(self, request: web.Request) -> web.StreamResponse:
-        data = await request.read()
+        data = await _small_body(request)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -319,7 +328,7 @@ class WebApi:
         return _json({"groups": await self._off_loop(self._board.groups)})
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
-        body = parse_body(await request.read())
+        body = parse_body(await _small_body(request))
         generate = generate_request(body, uuid.uuid4().hex)  # the guard has checked the token
         try:
             await self._off_loop(self._endpoint.generate, generate, self._route, source="web")
@@ -370,6 +379,9 @@ class WebApi:
     # -- events ----------------------------------------------------------------------------------------
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self._hub.full:
+            message = f"{MAX_STREAMS} event streams are open already; close other tabs of this page"
+            raise WebError(BUSY, message)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -377,9 +389,9 @@ class WebApi:
                 "X-Accel-Buffering": "no",
             }
         )
-        await response.prepare(request)
-        stream = self._hub.subscribe()
+        stream = self._hub.subscribe()  # before the first await: the count above stays true
         try:
+            await response.prepare(request)
             await response.write(b": connected\n\n")
             while True:
                 try:

@@ -5,7 +5,8 @@ hands the change to the event loop (``call_soon_threadsafe``) and returns. On th
 becomes an ``event: job`` with the JobView; progress of one job is passed on at most every
 ``WEB_PROGRESS_MIN_INTERVAL_S`` (a new stage always), and a changed group sends one ``event: group``
 per ``_GROUP_DELAY_S`` however many of its jobs moved. A stream that falls ``_MAX_BACKLOG`` events
-behind is closed (the page reconnects and reloads the list).
+behind is closed (the page reconnects and reloads the list). At most `MAX_STREAMS` are open at once:
+each holds a connection and a file descriptor of the daemon, which also writes results.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _GROUP_DELAY_S = 0.3
 _MAX_BACKLOG = 1000
+MAX_STREAMS = 64  # a page keeps one open; a closed one is noticed at its next event or heartbeat
 
 JobViewer = Callable[[Job, "Reply | None"], dict[str, object]]
 GroupViewer = Callable[[str], dict[str, object]]
@@ -87,6 +89,11 @@ class EventHub:
                 self._streams.discard(stream)
                 stream.get_nowait()
                 stream.put_nowait(None)
+
+    @property
+    def full(self) -> bool:
+        """Whether `MAX_STREAMS` streams are open."""
+        return len(self._streams) >= MAX_STREAMS
 
     def subscribe(self) -> asyncio.Queue[bytes | None]:
         """A new stream's queue of events; None ends the stream."""

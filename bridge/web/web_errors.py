@@ -2,7 +2,7 @@
 
 Codes are the OSC protocol's (`errors.ErrorCode`) wherever one fits, plus the web's own guards
 (``forbidden_host``, ``forbidden_origin``, ``csrf``, ``not_found``, ``not_ready``,
-``unreadable_media``); the HTTP status follows the code.
+``unreadable_media``, ``busy``); the HTTP status follows the code.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ CSRF = "csrf"
 NOT_FOUND = "not_found"
 NOT_READY = "not_ready"  # the job has no result (yet) to do this with
 UNREADABLE_MEDIA = "unreadable_media"  # the file is there but is no video PyAV can read
+BUSY = "busy"  # the server has as many of these open as it takes (event streams)
 
 _STATUS_OF_CODE = {
     ErrorCode.UNAUTHORIZED.value: 401,
@@ -29,6 +30,7 @@ _STATUS_OF_CODE = {
     ErrorCode.OUTPUT_EXISTS.value: 409,
     ErrorCode.QUEUE_FULL.value: 409,
     ErrorCode.TOO_LARGE.value: 413,
+    BUSY: 503,
 }
 
 

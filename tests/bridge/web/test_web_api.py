@@ -9,6 +9,7 @@ themselves (the bytes uploaded, the WAV's header), not from the server's code.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import socket
 import wave
@@ -18,12 +19,13 @@ from urllib.parse import quote
 import pytest
 from bridge_fixtures import fake_settings, fast_engine, wait_for
 from conftest import WebDaemon
-from web_client import EventStream, PageSession, request
+from web_client import EventStream, PageSession, Reply, request
 
 import visage.model.files.result_files as rf
 from visage.bridge.cli import add_serve_arguments
 from visage.bridge.daemon import Daemon
 from visage.bridge.state_dir import read_endpoint
+from visage.bridge.web.event_hub import MAX_STREAMS
 from visage.bridge.web.request_guard import allowed_hosts, check_host
 from visage.bridge.web.web_errors import WebError
 
@@ -282,6 +284,39 @@ def test_a_direction_curve_is_checked_and_stored(web_daemon: WebDaemon) -> None:
     assert bad.status == 400 and "increase" in bad.error()["message"]
     job = page.post_json("/api/jobs", _job_body(web_daemon, curve=str(saved)))
     assert job.status == 202, job.body
+
+
+@pytest.mark.parametrize("route", ["/api/jobs", "/api/curves"])
+def test_a_body_declared_over_the_limit_is_refused_unread(web_daemon: WebDaemon, route: str) -> None:
+    page = PageSession(web_daemon.url).open()
+    host, port = web_daemon.url.removeprefix("http://").split(":")
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: {web_daemon.url}\r\n"
+        f"Cookie: {page.cookie}\r\nX-Visage-CSRF: {page.csrf}\r\nContent-Length: {1 << 40}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10.0) as sock:
+        sock.sendall(head.encode())  # and no body: the answer must not wait for a terabyte
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        reply = Reply(answer.status, answer.headers, answer.read())
+    assert reply.status == 413 and reply.error()["code"] == "too_large"
+    assert str(1 << 40) in reply.error()["message"]
+
+
+def test_event_streams_are_bounded(web_daemon: WebDaemon) -> None:
+    page = PageSession(web_daemon.url).open()
+    streams = []
+    try:
+        for _ in range(MAX_STREAMS):
+            streams.append(EventStream(web_daemon.url, page.cookie))
+            assert streams[-1].response.status == 200
+        extra = page.get("/api/events")
+        assert extra.status == 503 and extra.error()["code"] == "busy"
+        assert str(MAX_STREAMS) in extra.error()["message"]
+        assert page.get("/api/jobs").status == 200  # the rest of the API still answers
+    finally:
+        for stream in streams:
+            stream.close()
 
 
 def test_state_changing_requests_need_the_csrf_token(web_daemon: WebDaemon) -> None:
