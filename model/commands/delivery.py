@@ -87,7 +87,8 @@ def add_viz_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--equirect",
         action="store_true",
-        help="VIDEO is a 360° equirectangular panorama without spherical metadata (with it, found alone)",
+        help="VIDEO is a 360° equirectangular panorama without spherical metadata (with it, or when RESULT "
+        "was generated with --equirect, found alone)",
     )
     parser.add_argument("--fov", type=float, default=90.0, help="camera's horizontal field of view, degrees")
     parser.add_argument("--width", type=int, default=640, help="picture width in pixels")

@@ -115,7 +115,8 @@ def render_sound_map(
         panorama: draw the whole sphere (equirectangular, width x width/2) with the frame pasted in,
             or, for a 360° video, over its own frames.
         equirect: the video is a monoscopic equirectangular 360° video: True says so, None reads its
-            spherical metadata, False treats it as a flat camera picture whatever it says.
+            spherical metadata (or the result's sidecar: generated with ``--equirect``), False treats it
+            as a flat camera picture whatever it says.
         width: picture width in pixels (camera pictures: at most the video's; rounded to even).
         window_s: audio window per MP4 frame, or around ``at_s``.
         at_s: PNG only: seconds into the result of the window to show (default: the whole result).
@@ -149,6 +150,8 @@ def render_sound_map(
     duration = min(foa.shape[1] / sample_rate, info.duration - start)
     if start < 0 or duration <= 0:
         raise SoundMapError(f"start {start:.3f} s lies outside the video (0 to {info.duration:.3f} s)")
+    if equirect is None and context.forced_equirect:  # generate read it as 360° because of --equirect
+        equirect = True
     pose_yaw = _panorama_pose_yaw(Path(video), equirect)
     paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, pose_yaw)
     grid = map_grid(MAP_STEP_DEG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -157,3 +158,20 @@ def test_the_moving_map_can_sound_as_youtube_plays_it(panorama, result, tmp_path
     assert ild > 3.0  # the source is 60° to the left of the listener facing the front
     with pytest.raises(ValueError, match="preview renderer must be one of"):
         render_sound_map(result, panorama, tmp_path / "bad.mp4", renderer="thrive")
+
+
+def test_a_result_generated_with_equirect_is_drawn_on_its_panorama_without_the_flag(
+    panorama, result, tmp_path
+) -> None:
+    """The sidecar says `visage generate --equirect` read the video as 360°: viz needs no second flag."""
+    forced = tmp_path / "forced.wav"
+    forced.write_bytes(result.read_bytes())
+    sidecar = {"input": {"projection": "equirectangular", "detected_by": "--equirect"}}
+    Path(f"{forced}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    out = tmp_path / "map.png"
+    assert render_sound_map(forced, panorama, out, panorama=True, width=256).size == (256, 128)
+    x, y = _ring_centre(_png(out))
+    expected_x, expected_y = _pixel(*SOURCE, 256, 128)
+    assert x == pytest.approx(expected_x, abs=1.5) and y == pytest.approx(expected_y, abs=1.5)
+    disc_x, disc_y = _pixel(*DISC, 256, 128)
+    assert _png(out)[round(disc_y), round(disc_x)].min() > 200  # the video's own frame, not pasted
