@@ -35,7 +35,7 @@ from ..settings import BridgeSettings
 from . import request_guard as guard
 from .event_hub import MAX_STREAMS, EventHub
 from .job_board import JobBoard
-from .job_request import field_of, generate_request, parse_body
+from .job_request import generate_request, page_refusal, parse_body
 from .job_views import FILE_KINDS, soundmap_path
 from .sessions import SessionStore
 from .soundmaps import SoundMaps
@@ -333,7 +333,7 @@ class WebApi:
         try:
             await self._off_loop(self._endpoint.generate, generate, self._route, source="web")
         except RequestError as error:
-            raise WebError.of(error, field_of(error)) from None
+            raise page_refusal(error, body.get("output")) from None
         return _json({"job_id": generate.job_id}, 202)
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
@@ -416,7 +416,10 @@ def _probe_video(path: Path) -> dict[str, object]:
     try:
         info = video_io.probe_video(path)
     except Exception as exc:  # VideoError and whatever PyAV raises on a file that is no media
-        raise WebError(UNREADABLE_MEDIA, f"cannot read {path.name!r} as a video: {exc}", "path") from None
+        # FFmpeg's own words ("Invalid data found when processing input"); the page shows the path already
+        reason = getattr(exc.__cause__, "strerror", None) or str(exc)
+        message = f"{path.name!r} is not a video FFmpeg can read, or it is damaged ({reason})"
+        raise WebError(UNREADABLE_MEDIA, message, "path") from None
     if not info.has_video:
         raise WebError(UNREADABLE_MEDIA, f"{path.name!r} has no video stream", "path")
     return {

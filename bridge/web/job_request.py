@@ -54,6 +54,23 @@ def field_of(error: RequestError) -> str | None:
     return _FIELD_OF_NAME.get(name or "")
 
 
+def page_refusal(error: RequestError, output: Any) -> WebError:
+    """A job refusal in the page's words: its code and field kept, the message about what the page offers.
+
+    The page has one output field and no ``overwrite`` option: an existing output is to be renamed, and
+    a name that is not a .wav is sent as a folder (``output_dir``), whose refusal would name that option.
+    """
+    message = error.message
+    if error.code is ErrorCode.OUTPUT_EXISTS:
+        message = f"{message.partition(';')[0]}; choose another output name, or leave it empty for a new file"
+    elif message.startswith("output_dir "):
+        if error.code is ErrorCode.BAD_OUTPUT:
+            message = f"output {output!r} must be a .wav file name or an existing folder"
+        else:
+            message = "output " + message.removeprefix("output_dir ")
+    return WebError(error.code.value, message, field_of(error))
+
+
 def _kind(value: Any) -> str:
     return (
         "null"

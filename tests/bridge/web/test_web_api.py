@@ -192,6 +192,22 @@ def test_an_existing_output_is_a_conflict(web_daemon: WebDaemon) -> None:
     assert taken.read_bytes() == b"a user's file"
 
 
+def test_output_refusals_speak_of_what_the_page_offers(web_daemon: WebDaemon) -> None:
+    """The page has one output field (a .wav file or a folder) and no overwrite option."""
+    page = PageSession(web_daemon.url).open()
+    taken = web_daemon.allowed_dir / "taken.wav"
+    taken.write_bytes(b"a user's file")
+    exists = page.post_json("/api/jobs", _job_body(web_daemon, output=str(taken))).error()
+    assert exists["code"] == "output_exists" and str(taken) in exists["message"]
+    assert "overwrite" not in exists["message"] and "another" in exists["message"], exists
+    mp3 = str(web_daemon.allowed_dir / "out.mp3")
+    not_wav = page.post_json("/api/jobs", _job_body(web_daemon, output=mp3)).error()
+    assert (not_wav["code"], not_wav["field"]) == ("bad_output", "output")
+    assert not_wav["message"].startswith(f"output {mp3!r}") and ".wav" in not_wav["message"], not_wav
+    outside = page.post_json("/api/jobs", _job_body(web_daemon, output="/etc")).error()
+    assert outside["code"] == "path_not_allowed" and outside["message"].startswith("output '/etc'"), outside
+
+
 def test_paths_outside_the_allowed_folders_are_refused(web_daemon: WebDaemon, tmp_path: Path) -> None:
     outside = tmp_path / "outside.mp4"
     outside.write_bytes(b"\x00" * 100)

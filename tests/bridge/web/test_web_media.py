@@ -40,6 +40,18 @@ def test_probe_reports_the_videos_duration_rate_and_size(daemon: Daemon, tmp_pat
     assert refused.status == 400 and refused.error()["code"] == "unreadable_media"
 
 
+def test_a_file_that_is_no_video_is_named_once_with_the_reason(daemon: Daemon, tmp_path: Path) -> None:
+    assert daemon.web_url is not None
+    page = PageSession(daemon.web_url.rstrip("/")).open()
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video")
+    error = page.get(f"/api/probe?path={quote(str(not_video))}").error()
+    message = error["message"]
+    assert (error["code"], error["field"]) == ("unreadable_media", "path")
+    assert message.count("notes.mp4") == 1 and str(tmp_path) not in message, message  # shown by the field
+    assert "Invalid data" in message and "Errno" not in message, message  # FFmpeg's reason, not its number
+
+
 def test_a_sound_map_is_rendered_next_to_the_result(daemon: Daemon, tmp_path: Path) -> None:
     video = make_test_video(tmp_path / "clip.mp4", duration=1.0, fps=12, size=(64, 48)).path
     assert daemon.web_url is not None
