@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from typing import Any
 
 from visage.bridge.cli_arguments import (
     add_device_argument,
@@ -309,15 +310,28 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"wrote {result.preview.path} (binaural preview for headphones)")
     if args.save_view is not None:
         print(f"wrote {args.save_view} (the frames the model saw, 4 fps)")
-    note = result.metadata.get(INPUT_KEY, {}).get("note")
-    if note:
-        print(f"note: {note}")
+    read_as = result.metadata.get(INPUT_KEY, {})
+    if read_as.get("projection") == "equirectangular":
+        print(_panorama_line(read_as))
+    if read_as.get("note"):
+        print(f"note: {read_as['note']}")
     loudness = result.metadata.get("loudness")
     if loudness and loudness.get("w_lufs") is not None:
         print(f"loudness: W {loudness['w_lufs']:.1f} LUFS")
     if args.model == "tiny-random":
         print("note: tiny-random models produce noise; use the released checkpoint for real audio")
     return 0
+
+
+def _panorama_line(read_as: dict[str, Any]) -> str:
+    """How a 360° video was read, from the sidecar's input entry: so the user sees it was 360°, where
+    the views looked and which way the result's front is, without opening the sidecar."""
+    views = ", ".join(f"{round(v['yaw_deg'])}°/{round(v['pitch_deg'])}°" for v in read_as["views"])
+    looked = " (--look auto)" if any(v["looked"] for v in read_as["views"]) else ""
+    return (
+        f"360° video ({read_as['detected_by']}): views at panorama yaw/pitch {views}{looked}; "
+        f"{read_as['sound_field']}"
+    )
 
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:

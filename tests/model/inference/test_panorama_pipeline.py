@@ -224,7 +224,13 @@ def test_generate_from_the_command_line(media: dict[str, Path], tmp_path: Path, 
         *("--model", "tiny-random", "--device", "cpu", "--equirect", "--save-view", str(view), "--seed", "2"),
     ]
     assert main(args) == 0, capsys.readouterr().err
-    assert f"wrote {view}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"wrote {view}" in printed
+    # one window, looking where it was told; the user sees the video was read as 360°
+    assert (
+        "360° video (--equirect): views at panorama yaw/pitch -60°/15°; "
+        "world-fixed: AmbiX front (azimuth 0) = the panorama's centre column"
+    ) in printed.splitlines()
     read_as = json.loads(sidecar_path(out).read_text())[INPUT_KEY]
     assert read_as["detected_by"] == FORCED and read_as["views"][0]["yaw_deg"] == -60.0
     assert main([*args, "--force"]) == 0  # both files replaced when asked
