@@ -2,7 +2,7 @@
 
 import { ApiError, getJson, mediaUrl, openSession, postJson, postText, storeToken, storedToken, upload } from "./api.js";
 import { directionDial } from "./direction_dial.js";
-import { basename, clampPitch, directionWords, seconds, wrapYaw } from "./format.js";
+import { basename, clampPitch, directionWords, fileSize, seconds, wrapYaw } from "./format.js";
 import { queueView } from "./queue_view.js";
 import { resultView } from "./result_view.js";
 
@@ -68,8 +68,7 @@ async function start() {
   }
   const first = state.session === null; // a reconnection keeps what the user chose
   state.session = session;
-  $("daemon-info").classList.remove("error");
-  $("daemon-info").textContent = `Model ${session.model} · visage ${session.version}`;
+  showDaemonInfo();
   $("token-panel").hidden = true;
   $("app").hidden = false;
   showAllowedDirs(session.allowed_dirs || []);
@@ -89,6 +88,11 @@ $("token-form").addEventListener("submit", (event) => {
   $("token-error").textContent = "";
   start();
 });
+
+function showDaemonInfo() {
+  $("daemon-info").classList.remove("error");
+  $("daemon-info").textContent = `Model ${state.session.model} · visage ${state.session.version}`;
+}
 
 function showAllowedDirs(dirs) {
   const note = $("allowed-dirs");
@@ -175,12 +179,16 @@ function connectEvents() {
   state.events = events;
   events.addEventListener("open", () => {
     setLive("live", true);
+    showDaemonInfo();
     resync();
   });
   events.addEventListener("job", (event) => onEvent("job", JSON.parse(event.data)));
   events.addEventListener("group", (event) => onEvent("group", JSON.parse(event.data)));
   events.addEventListener("error", () => {
     setLive("reconnecting…", false);
+    // said where the user looks first, not only in the queue's badge: jobs sent now would fail
+    $("daemon-info").textContent = "The daemon is not answering; the page reconnects when it is back.";
+    $("daemon-info").classList.add("error");
     if (events.readyState === EventSource.CLOSED && state.events === events) {
       // The daemon refused the stream (restart, expired session): a new session, then a new stream.
       state.events = null;
@@ -261,7 +269,7 @@ async function uploadFile(file) {
   status.hidden = false;
   text.classList.remove("error");
   if (limit && file.size > limit) {
-    text.textContent = `${file.name} is ${(file.size / 1e6).toFixed(1)} MB; this daemon takes uploads up to ${(limit / 1e6).toFixed(0)} MB. Put the file in one of its folders and type its path instead.`;
+    text.textContent = `${file.name} is ${fileSize(file.size)}; this daemon takes uploads up to ${fileSize(limit)}. Put the file in one of its folders and type its path instead.`;
     text.classList.add("error");
     return;
   }
@@ -380,8 +388,22 @@ $("curve-clear").addEventListener("click", () => {
 
 // ---------------------------------------------------------------- submit
 
+// Number fields by what the user calls them: a field whose text is no number has an empty value.
+const NUMBER_FIELDS = {
+  "start-s": "The start",
+  "end-s": "The end",
+  "yaw-deg": "The yaw",
+  "pitch-deg": "The pitch",
+  seed: "The seed",
+  "guidance-scale": "The guidance scale",
+};
+
 /** The request body, or a [field, message] pair naming what is wrong. */
 function jobRequest() {
+  for (const [id, name] of Object.entries(NUMBER_FIELDS)) {
+    // "1e" or "--1" reads as an empty field, which would mean "0" or "to the end": say so instead
+    if ($(id).validity.badInput) return [[id, `${name} is not a number: type digits, with a dot for decimals.`]];
+  }
   const media = $("media-path").value.trim();
   if (!media) return [["media-path", "Choose a video first: type its path or drop a file."]];
   const start = Number($("start-s").value || 0);
@@ -398,7 +420,7 @@ function jobRequest() {
   if (!Number.isFinite(pitch) || Math.abs(pitch) > 90) return [["pitch-deg", "Pitch must be between -90° and 90°."]];
   const seedText = $("seed").value.trim();
   const seed = seedText === "" ? null : Number(seedText);
-  if (seed !== null && !Number.isInteger(seed)) return [["seed", "The seed must be a whole number, or empty for a random one."]];
+  if (seed !== null && !(Number.isInteger(seed) && seed >= 0)) return [["seed", "The seed must be a whole number, 0 or more, or empty for a random one."]];
   const defaults = state.session?.defaults || {};
   const scaleText = $("guidance-scale").value.trim();
   const scale = scaleText === "" ? null : Number(scaleText);
@@ -434,6 +456,7 @@ function showFormError(inputId, message) {
 $("job-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearFieldErrors();
+  $("submit-info").textContent = ""; // not "Queued." of the last job next to this one's problem
   const [problem, body] = jobRequest();
   if (problem) return showFormError(...problem);
   const button = $("submit");

@@ -40,6 +40,19 @@ export function timeLeft(etaS) {
   return `about ${(etaS / 3600).toFixed(1)} h left`;
 }
 
+/** A byte count as file managers show it (powers of 1000): 1000 -> "1 kB", 4294967296 -> "4.3 GB". */
+export function fileSize(bytes) {
+  if (bytes < 1000) return `${bytes} bytes`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value < 10 ? Number(value.toFixed(1)) : Math.round(value)} ${units[unit]}`;
+}
+
 export function basename(path) {
   return String(path || "").split(/[\\/]/).pop();
 }

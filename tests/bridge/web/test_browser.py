@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
+import re
 import socket
 import struct
 import urllib.parse
@@ -322,6 +324,46 @@ def test_an_uploaded_video_is_used_and_a_second_job_can_be_cancelled(
         assert states[second] == "cancelled" and states[first] != "cancelled"
 
 
+def test_form_mistakes_are_named_before_anything_is_sent(tmp_path: Path) -> None:
+    """Text that is no number is not taken as an empty field (start 0, end of the video), a negative seed
+    is refused, the last job's "Queued." does not stay beside a new problem, and a small upload limit is
+    said in bytes a person reads (1000 bytes is 1 kB, not "0 MB")."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    clip = make_test_video(allowed / "clip.mp4", duration=VIDEO_S, size=(160, 120)).path
+    settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=0, web_upload_limit=1000)
+    with Daemon(settings, fast_engine()) as daemon, chromium() as driver:
+        open_page(driver, str(daemon.web_url))
+        open_video(driver, Path(clip))
+        submit(driver)
+        assert element(driver, "#submit-info").text.startswith("Queued")
+        sent = len(daemon_jobs(driver))
+
+        def refused(field: str, text: str) -> str:
+            element(driver, field).clear()
+            element(driver, field).send_keys(text)
+            element(driver, "#submit").click()
+            wait_until(lambda: element(driver, "#form-error").text, what=f"{text!r} in {field} was sent")
+            assert element(driver, "#submit-info").text == ""
+            assert element(driver, field).get_attribute("aria-invalid") == "true"
+            message = element(driver, "#form-error").text
+            element(driver, field).clear()
+            return message
+
+        assert refused("#start-s", "1e").startswith("The start is not a number")
+        assert refused("#end-s", "--1").startswith("The end is not a number")
+        element(driver, "#advanced summary").click()
+        assert "0 or more" in refused("#seed", "-5")
+        assert len(daemon_jobs(driver)) == sent
+
+        element(driver, "#upload-input").send_keys(str(clip))
+        wait_until(lambda: element(driver, "#upload-text").text, what="nothing said about the upload")
+        said = element(driver, "#upload-text").text
+        shown = re.search(r"is ([0-9.]+) kB", said)
+        assert "up to 1 kB" in said and shown is not None, said
+        assert float(shown[1]) == pytest.approx(os.path.getsize(clip) / 1000, abs=0.5), said
+
+
 def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
     with chromium() as driver, VisageClient(page_daemon.osc) as editor:
         open_page(driver, page_daemon.url)
@@ -411,9 +453,14 @@ def test_the_page_carries_on_after_a_daemon_restart(tmp_path: Path) -> None:
             element(driver, "#token").send_keys(RESTART_TOKEN, Keys.ENTER)
             wait_until(lambda: element(driver, "#live-status").text == "live", what="no live updates")
         wait_until(lambda: element(driver, "#live-status").text != "live", what="the page missed the stop")
+        wait_until(
+            lambda: "not answering" in element(driver, "#daemon-info").text,
+            what="the page's header did not say that the daemon is gone",
+        )
         with Daemon(settings, fast_engine()):
             wait_until(lambda: element(driver, "#live-status").text == "live", 30, "no reconnection")
             assert not element(driver, "#token-panel").is_displayed()
+            assert element(driver, "#daemon-info").text.startswith("Model fake-1")
             element(driver, "#media-path").send_keys(str(media))
             job_id = submit(driver)
             wait_state(driver, job_id, "done")
