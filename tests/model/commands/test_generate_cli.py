@@ -162,3 +162,18 @@ def test_offline_without_weights_says_how_to_fetch(video: Path, tmp_path: Path, 
     code, err = _run(capsys, str(video), "-o", str(tmp_path / "out.wav"))
     assert code == 1 and "visage download" in err
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_save_view_never_replaces_the_input_video(video: Path, tmp_path: Path, capsys) -> None:
+    media = tmp_path / "clip.mp4"
+    media.write_bytes(video.read_bytes())
+    out = tmp_path / "out.wav"
+    code, err = _run(
+        capsys, str(media), "-o", str(out), "--model", "tiny-random", "--save-view", str(media), "--force"
+    )
+    assert code == 1
+    assert (
+        err
+        == f"visage generate: error: {media}: --save-view would replace the input video; name another file"
+    )
+    assert media.read_bytes() == video.read_bytes() and not out.exists()
