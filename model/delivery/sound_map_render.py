@@ -126,11 +126,13 @@ def render_sound_map(
         overwrite: replace an existing output.
 
     Raises:
-        SoundMapError: bad options, a start past the video's end, a 360° video of another projection,
-            stereo layout or a cropped sphere.
+        SoundMapError: bad options, an output that is the video, a start past the video's end, a 360°
+            video of another projection, stereo layout or a cropped sphere.
         OutputExistsError, ChannelCountError, VideoError, SphericalVideoError: as their modules say.
     """
     out = check_new_output(output, suffixes=(".png", ".mp4"), overwrite=overwrite)
+    if out.resolve() == Path(video).resolve():
+        raise SoundMapError(f"{out}: the map would replace the video it is drawn over; name another file")
     kind: Literal["png", "mp4"] = "png" if out.suffix.lower() == ".png" else "mp4"
     if not 0 < hfov_deg < 180:
         raise SoundMapError(f"hfov must lie between 0 and 180 degrees, got {hfov_deg}")

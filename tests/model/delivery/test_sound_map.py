@@ -260,3 +260,13 @@ def test_bad_requests_fail_with_reasons(grey_video, tmp_path) -> None:
         render_sound_map(result, grey_video, tmp_path / "at.png", at_s=3.0)
     with pytest.raises(SoundMapError, match="hfov"):
         render_sound_map(result, grey_video, tmp_path / "fov.png", hfov_deg=180)
+
+
+def test_the_map_never_replaces_its_video(tmp_path) -> None:
+    video = _grey_video(tmp_path / "grey.mp4")
+    before = video.read_bytes()
+    result = tmp_path / "result.wav"
+    write_ambix(result, _source(0, 0, 1.0), RATE)
+    with pytest.raises(SoundMapError, match=r"grey\.mp4: the map would replace the video it is drawn over"):
+        render_sound_map(result, video, video, overwrite=True)
+    assert video.read_bytes() == before
