@@ -25,6 +25,8 @@ from .web_errors import WebError
 MAX_NAME_BYTES = 200  # UTF-8: file systems take 255 bytes, and the temporary name adds "." and ".part"
 _UNSAFE = re.compile(r"[^\w.+ -]+")
 
+RESERVED_DISK_BYTES = 256 << 20  # an upload leaves this much free: the results of its jobs go to disk too
+
 WriteChunk = Callable[[BinaryIO, bytes], Awaitable[None]]
 
 
@@ -69,10 +71,15 @@ async def receive_file(
         write: writes one chunk to an open file off the event loop.
 
     Raises:
-        WebError: ``too_large`` (over ``limit``), ``malformed`` (body shorter or longer than declared).
+        WebError: ``too_large`` (over ``limit``, or more than the disk has free), ``malformed`` (body shorter
+            or longer than declared).
     """
     if declared > limit:
         raise WebError(ErrorCode.TOO_LARGE.value, f"the file has {declared} bytes; the limit is {limit}")
+    free = shutil.disk_usage(uploads_dir).free - RESERVED_DISK_BYTES
+    if declared > free:  # said now, not as a disk error after gigabytes were sent
+        message = f"the file has {declared} bytes; the daemon's disk has {max(free, 0)} free for uploads"
+        raise WebError(ErrorCode.TOO_LARGE.value, message)
     folder = new_upload_folder(uploads_dir)
     final = folder / safe_file_name(name)
     partial = folder / f".{final.name}.part"

@@ -286,6 +286,28 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path) 
         wait_for(lambda: [p.name for p in uploads.rglob("*") if p.is_file()] == ["fits.mp4"])
 
 
+def test_an_upload_larger_than_the_free_disk_is_refused_at_once(tmp_path: Path) -> None:
+    settings = fake_settings(tmp_path, web_port=0, web_upload_limit=1 << 62)
+    with Daemon(settings, fast_engine()) as daemon:
+        assert daemon.web_url is not None
+        url = daemon.web_url.rstrip("/")
+        page = PageSession(url).open()
+        declared = 1 << 55  # 32 PiB: more than any test machine's disk
+        host, port = url.removeprefix("http://").split(":")
+        head = (
+            f"POST /api/uploads?name=huge.mp4 HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: {url}\r\n"
+            f"Cookie: {page.cookie}\r\nX-Visage-CSRF: {page.csrf}\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=10.0) as sock:
+            sock.sendall(head.encode())  # and no body: the disk's answer comes first
+            answer = http.client.HTTPResponse(sock)
+            answer.begin()
+            reply = Reply(answer.status, answer.headers, answer.read())
+        assert reply.status == 413 and reply.error()["code"] == "too_large"
+        assert "free" in reply.error()["message"] and str(declared) in reply.error()["message"]
+        assert list((settings.state_dir / "uploads").iterdir()) == []
+
+
 def test_a_direction_curve_is_checked_and_stored(web_daemon: WebDaemon) -> None:
     page = PageSession(web_daemon.url).open()
     curve = {"time": [0.0, 0.5, 1.0], "yaw": [0.0, 45.0, 90.0], "pitch": [0.0, 5.0, 10.0]}
