@@ -363,10 +363,18 @@ class WebApi:
         path = self._board.files(job)[kind]
         if path is None or not path.is_file():
             raise WebError(NOT_FOUND, f"job {job.id} has no {kind} file")
+        if not self._in_daemon_folders(path):  # the file was replaced by a link to elsewhere
+            message = f"job {job.id}'s {kind} file leads outside the folders this daemon may use"
+            raise WebError(ErrorCode.PATH_NOT_ALLOWED.value, message)
         headers = {**_NO_CACHE, "Content-Type": _FILE_TYPES[kind]}
         if request.query.get("download") == "1":
             headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(path.name, safe='')}"
         return web.FileResponse(path, headers=headers)
+
+    def _in_daemon_folders(self, path: Path) -> bool:
+        """Whether ``path``, links followed, lies in a folder the daemon may write (as outputs must)."""
+        resolved = path.resolve()
+        return any(resolved.is_relative_to(d) for d in (*self._policy.allowed_dirs, self._policy.outputs_dir))
 
     async def _soundmap(self, request: web.Request) -> web.StreamResponse:
         job = self._known_job(request)

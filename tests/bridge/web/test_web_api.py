@@ -122,6 +122,23 @@ def test_a_job_goes_from_submit_to_done_on_the_event_stream(web_daemon: WebDaemo
     assert page.job(again)["cache_hit"] is True
 
 
+def test_a_result_replaced_by_a_link_elsewhere_is_not_served(web_daemon: WebDaemon, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"  # outside every folder the daemon may use
+    secret.write_text("not for the page")
+    page = PageSession(web_daemon.url).open()
+    job_id = page.post_json("/api/jobs", _job_body(web_daemon)).json()["job_id"]
+    wait_for(lambda: page.job(job_id)["state"] == "done")
+    job = page.job(job_id)
+    preview = rf.preview_path(Path(job["output"]))
+    assert page.get(job["files"]["preview"]).status == 200
+    preview.unlink()
+    preview.symlink_to(secret)
+    reply = page.get(f"/api/jobs/{job_id}/files/preview")
+    assert reply.status == 403 and reply.error()["code"] == "path_not_allowed"
+    assert b"not for the page" not in reply.body
+    assert page.get(job["files"]["wav"]).status == 200  # the job's other files are its own still
+
+
 def test_a_waiting_job_is_cancelled(tmp_path: Path) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
