@@ -1,6 +1,6 @@
 """What the page sees of jobs and groups, pure: `Job` -> JobView, a group's jobs -> GroupView (JSON).
 
-JobView: ``id, state, progress, stage, source, media, start_s, end_s, yaw_deg, pitch_deg, seed, output,
+JobView: ``id, state, progress, stage, source, media, start_s, end_s, yaw_deg, pitch_deg, curve, seed, output,
 cache_hit, error {code, message} | null, group, created_at, updated_at, files {wav, sidecar, preview,
 soundmap}, soundmap_state``. GroupView: ``id, label, total, done, failed, running, queued, eta_s,
 state``. File URLs are the API's; which files exist is the caller's to say.
@@ -65,6 +65,7 @@ def job_view(
         "end_s": spec.end,
         "yaw_deg": spec.yaw,
         "pitch_deg": spec.pitch,
+        "curve": None if spec.direction_curve is None else str(spec.direction_curve),
         "seed": spec.seed,
         "output": job.output or str(spec.output),
         "cache_hit": job.cached,

@@ -33,7 +33,8 @@ export function queueView(list, groupList, emptyNote, actions) {
     state.dataset.state = job.state;
     row.querySelector(".job-cache").hidden = !job.cache_hit;
     const from = job.source ? ` · from ${job.source}` : "";
-    row.querySelector(".job-meta").textContent = `${range} · yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°${from}`;
+    const direction = job.curve ? "direction curve" : `yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°`;
+    row.querySelector(".job-meta").textContent = `${range} · ${direction}${from}`;
     const bar = row.querySelector(".job-progress");
     bar.value = job.state === "done" ? 1 : Math.max(0, Math.min(1, job.progress || 0));
     bar.setAttribute("aria-label", `Progress of ${basename(job.media)}`);

@@ -65,7 +65,10 @@ export function resultView(actions) {
     const state = STATE_WORDS[job.state] || job.state;
     const range = job.end_s === null || job.end_s === undefined ? `from ${seconds(job.start_s)}` : `${seconds(job.start_s)} – ${seconds(job.end_s)}`;
     const progress = ACTIVE_STATES.has(job.state) ? ` ${Math.round((job.progress || 0) * 100)}\u00a0%` : "";
-    $("result-summary").textContent = `${basename(job.media)}, ${range}, camera ${directionWords(job.yaw_deg, job.pitch_deg)} (yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°) — ${state}${progress}${job.cache_hit ? " (from the cache)" : ""}`;
+    const camera = job.curve
+      ? "camera following a direction curve" // its fixed yaw and pitch were not used
+      : `camera ${directionWords(job.yaw_deg, job.pitch_deg)} (yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°)`;
+    $("result-summary").textContent = `${basename(job.media)}, ${range}, ${camera} — ${state}${progress}${job.cache_hit ? " (from the cache)" : ""}`;
     const done = job.state === "done";
     for (const id of ["download-wav", "download-sidecar", "copy-path", "output-path"]) {
       $(id).toggleAttribute("hidden", !done);
@@ -73,6 +76,8 @@ export function resultView(actions) {
     $("result-audio").hidden = !done;
     $("preview-missing").hidden = Boolean(job.files.preview);
     audio.hidden = !job.files.preview;
+    $("result-audio").querySelector(".headphones").hidden = !job.files.preview;
+    $("result-picture-caption").textContent = job.files.preview ? "Picture (follows the audio player)" : "Picture";
     picture.controls = soundmap.controls = done && !job.files.preview; // no preview: the videos play alone
     setSource(audio, done ? job.files.preview : null);
     startS = Number(job.start_s) || 0;

@@ -364,6 +364,31 @@ def test_form_mistakes_are_named_before_anything_is_sent(tmp_path: Path) -> None
         assert float(shown[1]) == pytest.approx(os.path.getsize(clip) / 1000, abs=0.5), said
 
 
+def test_a_moving_camera_without_preview_is_described_as_it_was_asked(
+    page_daemon: PageDaemon, tmp_path: Path
+) -> None:
+    """A job that follows a direction curve is not said to look to the front at 0° / 0°, and one run
+    without a headphone preview offers no headphones."""
+    curve = tmp_path / "pan.csv"
+    curve.write_text("time,yaw,pitch\n0,0,0\n1,90,0\n")
+    with chromium() as driver:
+        open_page(driver, page_daemon.url)
+        open_video(driver, page_daemon.clip)
+        element(driver, "#curve-file").send_keys(str(curve))
+        wait_until(lambda: "Using the curve" in element(driver, "#curve-info").text, what="curve refused")
+        element(driver, "#advanced summary").click()
+        element(driver, "#preview").click()  # no headphone preview
+        job_id = submit(driver)
+        wait_state(driver, job_id, "done")
+        summary = element(driver, "#result-summary").text
+        assert "direction curve" in summary and "yaw" not in summary, summary
+        meta = job_row(driver, job_id).find_element(By.CSS_SELECTOR, ".job-meta").text
+        assert "direction curve" in meta and "yaw" not in meta, meta
+        assert element(driver, "#preview-missing").is_displayed()
+        assert not element(driver, "#result-audio .headphones").is_displayed()
+        assert "audio player" not in element(driver, "#result-picture-caption").text
+
+
 def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
     with chromium() as driver, VisageClient(page_daemon.osc) as editor:
         open_page(driver, page_daemon.url)

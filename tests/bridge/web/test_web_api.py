@@ -339,6 +339,9 @@ def test_a_direction_curve_is_checked_and_stored(web_daemon: WebDaemon) -> None:
     assert bad.status == 400 and "increase" in bad.error()["message"]
     job = page.post_json("/api/jobs", _job_body(web_daemon, curve=str(saved)))
     assert job.status == 202, job.body
+    assert page.job(job.json()["job_id"])["curve"] == str(saved)  # the page says it is no fixed direction
+    fixed = page.post_json("/api/jobs", _job_body(web_daemon, seed=1)).json()["job_id"]
+    assert page.job(fixed)["curve"] is None
 
 
 @pytest.mark.parametrize("route", ["/api/jobs", "/api/curves"])
