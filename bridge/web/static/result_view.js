@@ -69,6 +69,9 @@ export function resultView(actions) {
       ? "camera following a direction curve" // its fixed yaw and pitch were not used
       : `camera ${directionWords(job.yaw_deg, job.pitch_deg)} (yaw ${Math.round(job.yaw_deg)}°, pitch ${Math.round(job.pitch_deg)}°)`;
     $("result-summary").textContent = `${basename(job.media)}, ${range}, ${camera} — ${state}${progress}${job.cache_hit ? " (from the cache)" : ""}`;
+    const failed = job.state === "error" && job.error; // why, where the user waited for the result
+    $("result-error").hidden = !failed;
+    $("result-error").textContent = failed ? `${job.error.code}: ${job.error.message}` : "";
     const done = job.state === "done";
     for (const id of ["download-wav", "download-sidecar", "copy-path", "output-path"]) {
       $(id).toggleAttribute("hidden", !done);

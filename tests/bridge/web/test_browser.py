@@ -35,8 +35,10 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+from visage.bridge import engine as engine_api  # noqa: E402
 from visage.bridge.client import DaemonAddress, JobFailed, VisageClient  # noqa: E402
 from visage.bridge.daemon import Daemon  # noqa: E402
+from visage.bridge.fake_engine import FakeEngine, FakeSettings  # noqa: E402
 
 VIDEO_S = 2.0
 # Slow enough to watch: the queue shows several progress steps, and a second job waits long enough to cancel.
@@ -387,6 +389,37 @@ def test_a_moving_camera_without_preview_is_described_as_it_was_asked(
         assert element(driver, "#preview-missing").is_displayed()
         assert not element(driver, "#result-audio .headphones").is_displayed()
         assert "audio player" not in element(driver, "#result-picture-caption").text
+
+
+class FailingSeedEngine(FakeEngine):
+    """A fake engine that fails the jobs of one seed as a real engine reports a failure."""
+
+    SEED = 13
+    FAILURE = ("engine_error", "the decoder ran out of memory")
+
+    def run_batch(self, specs: Any, progress: Any, cancelled: Any) -> list[Any]:
+        outcomes = super().run_batch(specs, progress, cancelled)
+        failed = engine_api.JobFailed(*self.FAILURE)
+        return [failed if s.seed == self.SEED else o for s, o in zip(specs, outcomes, strict=True)]
+
+
+def test_a_failed_job_says_why_in_the_result_panel(tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    media = write_media(allowed)
+    settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=0)
+    engine = FailingSeedEngine(FakeSettings(delay_s=0.05, steps=2, seconds=0.05))
+    with Daemon(settings, engine) as daemon, chromium() as driver:
+        open_page(driver, str(daemon.web_url))
+        element(driver, "#media-path").send_keys(str(media))
+        element(driver, "#advanced summary").click()
+        element(driver, "#seed").send_keys(str(FailingSeedEngine.SEED))
+        job_id = submit(driver)
+        wait_state(driver, job_id, "error")
+        code, message = FailingSeedEngine.FAILURE
+        wait_until(lambda: element(driver, "#result-error").is_displayed(), what="the panel hid the error")
+        assert element(driver, "#result-error").text == f"{code}: {message}"
+        assert not element(driver, "#download-wav").is_displayed()
 
 
 def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
