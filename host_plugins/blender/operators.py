@@ -45,7 +45,12 @@ PANORAMA_MODES = (
         "equirectangular panoramic camera",
     ),
     ("ON", "360°", "The movie is an equirectangular 360° panorama; directions are relative to its centre"),
-    ("OFF", "Flat", "The movie is what the camera sees"),
+    (
+        "OFF",
+        "Flat",
+        "The movie is what the camera sees (a file whose own metadata says 360° is still read as 360° by "
+        "the daemon)",
+    ),
 )
 
 
