@@ -73,9 +73,11 @@ export function resultView(actions) {
     $("result-error").hidden = !failed;
     $("result-error").textContent = failed ? `${job.error.code}: ${job.error.message}` : "";
     const done = job.state === "done";
-    for (const id of ["download-wav", "download-sidecar", "copy-path", "output-path"]) {
-      $(id).toggleAttribute("hidden", !done);
-    }
+    const there = done && Boolean(job.files.wav); // a finished result may since have been moved or deleted
+    for (const id of ["copy-path", "output-path"]) $(id).toggleAttribute("hidden", !done);
+    $("download-wav").toggleAttribute("hidden", !there);
+    $("download-sidecar").toggleAttribute("hidden", !(there && job.files.sidecar));
+    $("result-missing").hidden = !done || there;
     $("result-audio").hidden = !done;
     $("preview-missing").hidden = Boolean(job.files.preview);
     audio.hidden = !job.files.preview;
@@ -85,17 +87,19 @@ export function resultView(actions) {
     setSource(audio, done ? job.files.preview : null);
     startS = Number(job.start_s) || 0;
     setSource(picture, job.media ? `${mediaUrl(job.media)}#t=${startS}` : null);
-    if (done) {
+    if (done) $("output-path").value = job.output;
+    if (there) {
       $("download-wav").href = downloadUrl(job.files.wav);
       $("download-wav").setAttribute("download", basename(job.output));
+    }
+    if (there && job.files.sidecar) {
       $("download-sidecar").href = downloadUrl(job.files.sidecar);
       $("download-sidecar").setAttribute("download", `${basename(job.output)}.json`);
-      $("output-path").value = job.output;
     }
     const mapState = job.soundmap_state;
     const mapReady = mapState === "ready" && job.files.soundmap;
     $("soundmap-figure").hidden = !mapReady;
-    $("soundmap-placeholder").hidden = !done || mapReady;
+    $("soundmap-placeholder").hidden = !there || mapReady;
     setSource(soundmap, mapReady ? job.files.soundmap : null);
     const button = $("render-soundmap");
     button.disabled = mapState === "rendering";

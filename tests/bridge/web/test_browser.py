@@ -422,6 +422,26 @@ def test_a_failed_job_says_why_in_the_result_panel(tmp_path: Path) -> None:
         assert not element(driver, "#download-wav").is_displayed()
 
 
+def test_a_result_moved_away_is_said_to_be_gone(page_daemon: PageDaemon) -> None:
+    """A finished job whose WAV the user moved: the panel says so instead of offering a dead download."""
+    with chromium() as driver:
+        open_page(driver, page_daemon.url)
+        open_video(driver, page_daemon.clip)
+        job_id = submit(driver)
+        wait_state(driver, job_id, "done")
+        output = Path(element(driver, "#output-path").get_attribute("value"))
+        output.rename(output.with_name("moved.wav"))
+        driver.refresh()
+        open_page(driver, page_daemon.url)
+        js(driver, "window.pageErrors = []; addEventListener('error', e => pageErrors.push(e.message));")
+        job_row(driver, job_id).find_element(By.CSS_SELECTOR, ".job-open").click()
+        wait_until(lambda: element(driver, "#result-missing").is_displayed(), what="the panel did not say")
+        assert js(driver, "return window.pageErrors") == []
+        assert str(output) == element(driver, "#output-path").get_attribute("value")
+        assert not element(driver, "#download-wav").is_displayed()
+        assert not element(driver, "#render-soundmap").is_displayed()
+
+
 def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
     with chromium() as driver, VisageClient(page_daemon.osc) as editor:
         open_page(driver, page_daemon.url)
