@@ -6,7 +6,9 @@ writes the same dataset as a local one from the same inputs. Up to ``in_flight``
 out at once (each goes to the actor with the fewest), which bounds what waits in the object store
 behind a slow clip. An actor that dies is replaced (the new one loads the models again) and its clips
 are sent again, each alone, ``retries`` times; past that, a clip fails with Ray's reason and the others
-go on.
+go on. An actor the cluster finds no room for within ``placement_timeout_s`` (a replacement after its
+node died, a cluster that other jobs fill) is given up and its clips go to the others, so a build never
+waits forever; with no actor placed at all it stops with the actors' needs.
 
 Ray is imported only when the featurizer starts. The driver must already be connected (``ray.init``,
 or the command's ``--ray`` session); every node must see the recordings at the driver's paths.
@@ -14,6 +16,7 @@ or the command's ``--ray`` session); every node must see the recordings at the d
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ class ActorSize:
         gpus: GPUs each (fractions share one); 0 = CPU actors.
         retries: replacements of each actor that dies, and tries again of each clip it held.
         in_flight: clips sent to one actor ahead of their results.
+        placement_timeout_s: how long an actor may wait for room on the cluster before it is given up.
     """
 
     actors: int = 1
@@ -40,6 +44,7 @@ class ActorSize:
     gpus: float = 0.0
     retries: int = 2
     in_flight: int = 2
+    placement_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.actors < 1 or self.in_flight < 1:
@@ -48,20 +53,39 @@ class ActorSize:
             raise ValueError(f"actors need a CPU or a GPU, and retries cannot be negative, got {self}")
 
 
+_WAIT_S = 0.5  # the longest the driver waits for a result without looking at its actor's placement
+
+
 class FeatureWorker:
-    """The Ray actor: loads the feature models once, then turns clips into features."""
+    """The Ray actor: loads the feature models once (at its first call, so that `placed` answers as soon
+    as Ray has found it room), then turns clips into features."""
 
     def __init__(self, load_models: Callable[[], FeatureModels], threads: int) -> None:
-        import torch
+        self._load = load_models
+        self._threads = threads
+        self._models: FeatureModels | None = None
 
-        torch.set_num_threads(max(1, threads))
-        self.models = load_models()
+    def placed(self) -> bool:
+        return True
+
+    @property
+    def models(self) -> FeatureModels:
+        if self._models is None:
+            import torch
+
+            torch.set_num_threads(max(1, self._threads))
+            self._models = self._load()
+        return self._models
 
     def settings(self, options: BuildOptions) -> DatasetSettings:
         return dataset_settings(self.models, options)
 
     def features(self, clip: PlannedClip, options: BuildOptions) -> ClipResult:
         return clip_result(clip, self.models, options)
+
+
+class _Unplaced(Exception):
+    """An actor waited longer than the placement timeout for room on the cluster."""
 
 
 @dataclass
@@ -95,14 +119,27 @@ class RayFeaturizer:
         self._worker = ray.remote(FeatureWorker).options(num_cpus=size.cpus, num_gpus=size.gpus)
         self._load = ray.put(load_models)  # kept here: replacement actors load from the same object
         self.size = size
-        self._actors: list[Any] = [self._spawn() for _ in range(size.actors)]
+        self._placed: list[Any] = []  # per actor: the ref its `placed` call answers once it has room
+        self._spawned: list[float] = []  # per actor: when it was started
+        self._abandoned: list[Any] = []  # actors given up for want of room (their clips are not retries)
+        self._actors: list[Any] = []
+        for index in range(size.actors):
+            self._actors.append(None)
+            self._spawn(index)
         self._replaced = [0] * size.actors
         self._busy = [0] * size.actors  # clips out per actor
         self._alone: set[int] = set()  # actors running a clip alone
         self._gone: set[int] = set()  # actors that died more often than the retries allow
 
-    def _spawn(self) -> Any:
-        return self._worker.remote(self._load, int(self.size.cpus))
+    def _spawn(self, index: int) -> None:
+        actor = self._worker.remote(self._load, int(self.size.cpus))
+        placed = actor.placed.remote()
+        if index < len(self._placed):
+            self._placed[index], self._spawned[index] = placed, time.monotonic()
+        else:
+            self._placed.append(placed)
+            self._spawned.append(time.monotonic())
+        self._actors[index] = actor
 
     def __enter__(self) -> RayFeaturizer:
         return self
@@ -126,7 +163,14 @@ class RayFeaturizer:
         """
         import ray
 
-        return ray.get(self._actors[0].settings.remote(options))  # type: ignore[no-any-return]
+        while True:
+            live = [i for i in range(len(self._actors)) if i not in self._gone]
+            placed = [i for i in live if ray.wait([self._placed[i]], timeout=0)[0]]
+            if placed:
+                return ray.get(self._actors[placed[0]].settings.remote(options))  # type: ignore[no-any-return]
+            for i in live:
+                self._check_placement(i)  # raises once no actor is left to wait for
+            ray.wait([self._placed[i] for i in live], num_returns=1, timeout=_WAIT_S)
 
     def features(
         self, work: Iterable[Work], options: BuildOptions
@@ -159,10 +203,20 @@ class RayFeaturizer:
                 continue
             while True:
                 try:
+                    while not ray.wait([head.ref], timeout=_WAIT_S)[0]:
+                        if head.actor is self._actors[head.index]:
+                            self._check_placement(head.index)
                     result: ClipResult = ray.get(head.ref)
+                except _Unplaced:  # no room for its actor: another actor takes it (not a retry)
+                    self._settle(head)
+                    head = self._send(head.clip, options, alone=head.alone, tries=head.tries)
+                    continue
                 except RayActorError as exc:  # its actor died: replace it, send the clip again alone
                     self._lost(head)
                     self._settle(head)
+                    if any(head.actor is actor for actor in self._abandoned):
+                        head = self._send(head.clip, options, alone=head.alone, tries=head.tries)
+                        continue
                     if head.tries <= self.size.retries:
                         head = self._send(head.clip, options, alone=True, tries=head.tries + 1)
                         continue
@@ -184,7 +238,7 @@ class RayFeaturizer:
         if not live:
             live = [i for i in range(len(self._actors)) if i not in self._gone]
         if not live:
-            raise RuntimeError("every Ray actor died more often than --ray-retries allows")
+            raise RuntimeError(self._no_actor_left())
         index = min(live, key=lambda i: self._busy[i])
         actor = self._actors[index]
         self._busy[index] += 1
@@ -204,16 +258,48 @@ class RayFeaturizer:
         import ray
 
         index = sent.index
-        if sent.actor is not self._actors[index]:
-            return  # already replaced
+        if sent.actor is not self._actors[index] or index in self._gone:
+            return  # already replaced, or given up
         ray.kill(sent.actor, no_restart=True)
         self._busy[index] = 0
         self._alone.discard(index)
         if self._replaced[index] < self.size.retries:
             self._replaced[index] += 1
-            self._actors[index] = self._spawn()
+            self._spawn(index)
         else:
             self._gone.add(index)
+
+    def _check_placement(self, index: int) -> None:
+        """Give actor ``index`` up when it has waited longer than the placement timeout for room.
+
+        Raises:
+            _Unplaced: it was given up (its clips go to the others).
+            RuntimeError: no actor is left, and none was ever placed: the cluster has no room.
+        """
+        import ray
+
+        if index in self._gone or ray.wait([self._placed[index]], timeout=0)[0]:
+            return
+        if time.monotonic() - self._spawned[index] <= self.size.placement_timeout_s:
+            return
+        actor = self._actors[index]
+        self._abandoned.append(actor)
+        ray.kill(actor, no_restart=True)
+        self._gone.add(index)
+        self._busy[index] = 0
+        self._alone.discard(index)
+        if len(self._gone) == len(self._actors):
+            raise RuntimeError(self._no_actor_left())
+        raise _Unplaced
+
+    def _no_actor_left(self) -> str:
+        if self._abandoned:
+            needs = f"{self.size.cpus:g} CPU" + (f", {self.size.gpus:g} GPU" if self.size.gpus else "")
+            return (
+                f"no room on the Ray cluster for a feature actor ({needs}) within "
+                f"{self.size.placement_timeout_s:g} s: other jobs hold its resources, or nodes died"
+            )
+        return "every Ray actor died more often than --ray-retries allows"
 
 
 def _first_line(error: BaseException) -> str:

@@ -166,6 +166,28 @@ def test_the_command_builds_on_ray_what_it_builds_here(
     assert dataset_files(tmp_path / "here") == dataset_files(tmp_path / "ray")
 
 
+def test_an_actor_the_cluster_has_no_room_for_is_given_up_and_the_others_take_its_clips(
+    featurizer: RayFeaturizer, models: FeatureModels
+) -> None:
+    """The module's featurizer holds one of the two CPUs: one actor of 0.75 CPU fits, a second never
+    does (as a replacement whose node died, or a cluster other jobs fill): the build must not wait for it."""
+    work: list[PlannedClip | Failure] = [_clip(name) for name in ("a", "bb", "ccc", "dddd")]
+    size = ActorSize(actors=2, cpus=0.75, placement_timeout_s=5.0)
+    with RayFeaturizer(functools.partial(copy.copy, models), size) as actors:
+        results = list(actors.features(work, BuildOptions(rules=RULES)))
+    assert [item for item, _ in results] == work
+    assert not [result for _, result in results if isinstance(result, str)]
+
+
+def test_with_no_room_for_any_actor_the_build_stops_saying_what_an_actor_needs(
+    featurizer: RayFeaturizer, models: FeatureModels
+) -> None:
+    size = ActorSize(actors=1, cpus=1.5, placement_timeout_s=1.0)  # 1 CPU of the 2 is free
+    with RayFeaturizer(functools.partial(copy.copy, models), size) as actors:
+        with pytest.raises(RuntimeError, match=r"no room on the Ray cluster for a feature actor \(1.5 CPU\)"):
+            actors.settings(OPTIONS)
+
+
 # --- the featurizer alone: order and dying actors ---------------------------------------------------
 
 
