@@ -41,6 +41,7 @@ from visage.model.features.equirect import render_view
 from visage.model.files import video_io
 from visage.model.files.audio_io import read_ambix
 from visage.model.files.output_files import atomic_output, check_new_output
+from visage.model.files.panorama_video import is_two_to_one
 from visage.model.files.spherical_video import read_spherical_video
 
 from .binaural_preview import PREVIEW_RENDERERS, check_renderer, load_decoder, render_preview
@@ -154,7 +155,7 @@ def render_sound_map(
         raise SoundMapError(f"start {start:.3f} s lies outside the video (0 to {info.duration:.3f} s)")
     if equirect is None and context.forced_equirect:  # generate read it as 360° because of --equirect
         equirect = True
-    pose_yaw = _panorama_pose_yaw(Path(video), equirect)
+    pose_yaw = _panorama_pose_yaw(Path(video), equirect, info)
     paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, pose_yaw)
     grid = map_grid(MAP_STEP_DEG)
 
@@ -231,15 +232,21 @@ def _painter(
     return cut_out, (source_width, source_width // 2)
 
 
-def _panorama_pose_yaw(video: Path, forced: bool | None) -> float | None:
+def _panorama_pose_yaw(video: Path, forced: bool | None, info: video_io.VideoInfo) -> float | None:
     """None to read the video as a flat picture, else its pose yaw in degrees (0 without metadata).
 
-    A 360° video is read as told (``forced``), else as its spherical metadata says.
+    A 360° video is read as told (``forced``, which needs a 2:1 picture, as for generate), else as its
+    spherical metadata says.
     """
     if forced is False:
         return None
     metadata = read_spherical_video(video)
     if metadata is None:
+        if forced and not is_two_to_one(info.display_width, info.display_height):
+            raise SoundMapError(
+                f"{video}: --equirect needs a 2:1 equirectangular frame, but the picture is "
+                f"{info.display_width} x {info.display_height}"
+            )
         return 0.0 if forced else None
     if not (metadata.is_monoscopic_equirect and metadata.is_full_sphere) or (
         metadata.pose_pitch_deg or metadata.pose_roll_deg

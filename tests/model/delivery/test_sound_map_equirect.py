@@ -175,3 +175,12 @@ def test_a_result_generated_with_equirect_is_drawn_on_its_panorama_without_the_f
     assert x == pytest.approx(expected_x, abs=1.5) and y == pytest.approx(expected_y, abs=1.5)
     disc_x, disc_y = _pixel(*DISC, 256, 128)
     assert _png(out)[round(disc_y), round(disc_x)].min() > 200  # the video's own frame, not pasted
+
+
+def test_equirect_on_a_picture_that_is_not_2_to_1_is_refused(result, tmp_path) -> None:
+    """As for generate and mux: a forced panorama must have a full sphere's shape."""
+    square = write_panorama_video(tmp_path / "square.mp4", disc_frames([DISC] * 2, size=(128, 128)), fps=8)
+    refused = r"square\.mp4: --equirect needs a 2:1 .* the picture is 128 x 128"
+    with pytest.raises(SoundMapError, match=refused):
+        render_sound_map(result, square, tmp_path / "map.png", panorama=True, equirect=True, width=128)
+    assert not (tmp_path / "map.png").exists()
