@@ -2,7 +2,7 @@
 
 import { ApiError, getJson, mediaUrl, openSession, postJson, postText, storeToken, storedToken, upload } from "./api.js";
 import { directionDial } from "./direction_dial.js";
-import { basename, clampPitch, directionWords, fileSize, seconds, wrapYaw } from "./format.js";
+import { basename, clampPitch, directionWords, fileSize, seconds, typedPath, wrapYaw } from "./format.js";
 import { queueView } from "./queue_view.js";
 import { resultView } from "./result_view.js";
 
@@ -222,7 +222,8 @@ function showPreview(url) {
 }
 
 async function openMedia() {
-  const path = $("media-path").value.trim();
+  const path = typedPath($("media-path").value);
+  $("media-path").value = path; // the path as the daemon gets it
   if (path === state.mediaPath) return; // Enter and the change event both ask; open a video once
   state.mediaPath = path;
   const info = $("media-info");
@@ -404,7 +405,7 @@ function jobRequest() {
     // "1e" or "--1" reads as an empty field, which would mean "0" or "to the end": say so instead
     if ($(id).validity.badInput) return [[id, `${name} is not a number: type digits, with a dot for decimals.`]];
   }
-  const media = $("media-path").value.trim();
+  const media = typedPath($("media-path").value);
   if (!media) return [["media-path", "Choose a video first: type its path or drop a file."]];
   const start = Number($("start-s").value || 0);
   const endText = $("end-s").value.trim();
@@ -438,7 +439,7 @@ function jobRequest() {
       seed,
       guidance_scale: scale === defaults.guidance_scale ? null : scale,
       guidance_mode: mode === defaults.guidance_mode ? null : mode,
-      output: $("output").value.trim() || null,
+      output: typedPath($("output").value) || null,
       preview: $("preview").checked,
     },
   ];

@@ -53,6 +53,20 @@ export function fileSize(bytes) {
   return `${value < 10 ? Number(value.toFixed(1)) : Math.round(value)} ${units[unit]}`;
 }
 
+/** A path as pasted: without surrounding quotes (Windows' "Copy as path", shells) or a file:// URL's dress. */
+export function typedPath(text) {
+  const path = text.trim().replace(/^(["'])(.+)\1$/, "$2");
+  if (!path.startsWith("file://")) return path;
+  try {
+    const url = new URL(path);
+    if (url.host && url.host !== "localhost") return path; // another machine's file: the daemon refuses it
+    const local = decodeURIComponent(url.pathname);
+    return /^\/[A-Za-z]:\//.test(local) ? local.slice(1) : local; // file:///C:/clip.mp4 on Windows
+  } catch {
+    return path; // not a URL after all: the daemon says what is wrong with it
+  }
+}
+
 export function basename(path) {
   return String(path || "").split(/[\\/]/).pop();
 }

@@ -442,6 +442,22 @@ def test_a_result_moved_away_is_said_to_be_gone(page_daemon: PageDaemon) -> None
         assert not element(driver, "#render-soundmap").is_displayed()
 
 
+def test_a_path_pasted_with_quotes_or_as_a_file_url_opens(page_daemon: PageDaemon) -> None:
+    """What file managers and shells copy: a path in quotes (Windows' "Copy as path") or a file:// URL."""
+    clip = page_daemon.clip
+    with chromium() as driver:
+        open_page(driver, page_daemon.url)
+        for pasted in (f"'{clip}'", f'"{clip}"', f"file://{urllib.parse.quote(str(clip))}"):
+            field = element(driver, "#media-path")
+            field.clear()
+            field.send_keys(f"{clip.parent}/missing.mp4", Keys.ENTER)  # another path: the clip opens anew
+            wait_until(lambda: "does not exist" in element(driver, "#media-info").text, what="not refused")
+            field.clear()
+            field.send_keys(pasted, Keys.ENTER)
+            wait_until(lambda: "2 s" in element(driver, "#media-info").text, what=f"{pasted} did not open")
+            assert field.get_attribute("value") == str(clip)
+
+
 def test_jobs_from_an_editor_show_with_their_errors_and_cache_hits(page_daemon: PageDaemon) -> None:
     with chromium() as driver, VisageClient(page_daemon.osc) as editor:
         open_page(driver, page_daemon.url)
