@@ -168,8 +168,8 @@ def mux_spatial_audio(
     Raises:
         MuxError: unknown container, a codec the container cannot hold (audio, or the copied video), no
             video stream, 360° metadata that cannot be read or carried over, ``equirect`` on a
-            picture that is not 2:1, audio past
-            the video's end, a bad head-locked file, a loudness target that would clip.
+            picture that is not 2:1, audio past the video's end, a bad head-locked file, a loudness
+            target that would clip.
         LoudnessError: ``target_lufs`` given for a silent or too short result.
         ChannelCountError: the result is not 4-channel.
         OutputExistsError: the output exists and ``overwrite`` is false.
