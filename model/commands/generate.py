@@ -249,6 +249,11 @@ def run_generate(args: argparse.Namespace) -> int:
     from visage.model.network.checkpoint import DEFAULT_REPO_ID
 
     try:
+        if args.preview_renderer != "spherical-head" and not args.binaural_preview:
+            raise ValueError(
+                f"--preview-renderer {args.preview_renderer} chooses the preview's decoder; "
+                "add --binaural-preview to write one"
+            )
         if args.save_view is not None and _same_file(args.save_view, args.video):
             raise ValueError(
                 f"{args.save_view}: --save-view would replace the input video; name another file"

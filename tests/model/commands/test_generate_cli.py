@@ -81,6 +81,8 @@ def test_generates_the_requested_range(video: Path, tmp_path: Path, capsys) -> N
         (["--top-k", "0"], "top_k must be >= 1, got 0"),  # was a traceback after loading the model
         (["--temperature", "0"], "temperature must be > 0, got 0.0"),
         (["--guidance", "nan"], "guidance scale must be finite"),
+        # was ignored: no preview, so nothing in YouTube's decoder
+        (["--preview-renderer", "youtube"], "--preview-renderer youtube chooses the preview's decoder"),
     ],
 )
 def test_bad_arguments(video: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
