@@ -140,6 +140,9 @@ def render_sound_map(
     if width < 16 or window_s <= 0:
         raise SoundMapError(f"width must be at least 16 px and window positive, got {width}, {window_s}")
     check_renderer(renderer)
+    if renderer != PREVIEW_RENDERERS[0] and (kind == "png" or not audio):
+        has_none = "a PNG has none" if kind == "png" else "there is none with --no-audio"
+        raise SoundMapError(f"--renderer {renderer} picks the MP4's binaural track; {has_none}")
     if at_s is not None and kind != "png":
         raise SoundMapError("--at picks the moment of a PNG still; an MP4 shows every moment")
     foa, sample_rate = read_ambix(result_wav)

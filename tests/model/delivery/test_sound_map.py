@@ -260,6 +260,13 @@ def test_bad_requests_fail_with_reasons(grey_video, tmp_path) -> None:
         render_sound_map(result, grey_video, tmp_path / "at.png", at_s=3.0)
     with pytest.raises(SoundMapError, match="hfov"):
         render_sound_map(result, grey_video, tmp_path / "fov.png", hfov_deg=180)
+    # a renderer for a map with no sound track was ignored
+    with pytest.raises(
+        SoundMapError, match="--renderer youtube picks the MP4's binaural track; a PNG has none"
+    ):
+        render_sound_map(result, grey_video, tmp_path / "yt.png", renderer="youtube")
+    with pytest.raises(SoundMapError, match="--renderer youtube .* none with --no-audio"):
+        render_sound_map(result, grey_video, tmp_path / "yt.mp4", renderer="youtube", audio=False)
 
 
 def test_the_map_never_replaces_its_video(tmp_path) -> None:
