@@ -2,7 +2,8 @@
 
 The run, in order:
 
-1. read the job list (`job_list`): any bad row stops the run before anything is generated;
+1. read the job list (`job_list`): any bad row stops the run before anything is generated (after the
+   rows that parsed are checked as below, so that every problem is reported in one go);
 2. plan every clip: its media must be a readable video holding the range (an ``end`` left out is the
    media's end), its curve file a valid one; key it by content (`fill.manifest.shot_key`, the job's
    seed or ``--seed`` among the options) and name its output (the job's ``output``, else
@@ -21,6 +22,7 @@ A clip the generator fails is reported and the others go on (exit status 1).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -134,7 +136,12 @@ def run_batch_jobs(
         BatchError: the output folder cannot take this run.
         ManifestError: the folder's manifest is not one this version wrote.
     """
-    jobs = read_job_list(options.job_list)
+    try:
+        jobs, listed = read_job_list(options.job_list), []
+    except JobListError as exc:
+        if not exc.jobs:
+            raise
+        jobs, listed = exc.jobs, exc.problems
     folder = options.output_dir
     if folder.exists() and not folder.is_dir():
         raise BatchError(f"{folder}: not a folder")
@@ -145,7 +152,7 @@ def run_batch_jobs(
             "--force to regenerate, or another folder"
         )
     shot_options = run_shot_options(options.settings, options.seed, generator)
-    outcomes = _plan(jobs, str(options.job_list), manifest, shot_options, options)
+    outcomes = _plan(jobs, str(options.job_list), manifest, shot_options, options, listed)
     pending = [o for o in outcomes if o.status is ShotStatus.PENDING]
     for outcome in pending:
         outcome.wav.parent.mkdir(parents=True, exist_ok=True)
@@ -168,13 +175,15 @@ def _plan(
     manifest: FillManifest,
     shot_options: ShotOptions,
     options: BatchOptions,
+    listed: list[str],
 ) -> list[ClipOutcome]:
     """Each job's range, direction, key and output; reused or pending.
 
     Raises:
-        JobListError: every job that cannot run, with its line.
+        JobListError: every job that cannot run, with its line, merged in line order with ``listed``
+            (the job list's own problems).
     """
-    problems: list[str] = []
+    problems: list[str] = list(listed)
     outcomes: list[ClipOutcome] = []
     durations: dict[Path, tuple[float, float]] = {}  # media -> (duration, slack), probed once per file
     keys: dict[str, int] = {}  # key -> first line with it
@@ -228,7 +237,8 @@ def _plan(
                 continue
         outcomes.append(outcome)
     if problems:
-        raise JobListError(problems)
+        at = re.compile(rf"{re.escape(name)}:(\d+):")
+        raise JobListError(sorted(problems, key=lambda p: int(m[1]) if (m := at.match(p)) else 0))
     return outcomes
 
 
@@ -262,6 +272,8 @@ def _media_range(job: BatchJob, durations: dict[Path, tuple[float, float]]) -> t
     from visage.model.files.video_io import VideoError, probe_video
 
     if job.media not in durations:
+        if job.media.is_dir():
+            raise _JobProblem(f"field 'media': {job.media} is a folder, not a video")
         if not job.media.is_file():
             raise _JobProblem(f"field 'media': {job.media} not found")
         try:

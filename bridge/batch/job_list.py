@@ -50,11 +50,13 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class JobListError(ValueError):
-    """A job list that cannot run; ``problems`` holds one line per problem found."""
+    """A job list that cannot run; ``problems`` holds one line per problem found, ``jobs`` the rows that
+    parsed (so that checking their files can report its problems in the same go)."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], jobs: list[BatchJob] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.jobs = jobs or []
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,13 @@ def parse_job_list(text: str, file_format: str, *, name: str, folder: Path) -> l
                 problems.append(
                     f"{name}:{line}: field 'output': {parsed.output} is also written by line {first}"
                 )
-            outputs.setdefault(folded, line)
+                continue
+            outputs[folded] = line
         jobs.append(parsed)
     if not jobs and not problems:
         problems.append(f"{name}: no jobs; expected one row per clip")
     if problems:
-        raise JobListError(problems)
+        raise JobListError(problems, jobs)
     return jobs
 
 

@@ -384,3 +384,27 @@ def test_resume_regenerates_a_result_written_but_not_recorded_before_an_interrup
     report = run_batch_jobs(BatchOptions(jobs, out, resume=True, jobs=1), generator)
     assert [o.status for o in report.outcomes] == [ShotStatus.GENERATED]
     assert list(manifest_files(out).values()) == ["left.wav"]
+
+
+def test_bad_cells_and_bad_files_are_reported_together_in_line_order(media: Path, tmp_path: Path) -> None:
+    """A user fixing a job list should see every problem in one run, not the cells first and the files
+    after: the rows that parse are checked against their files too."""
+    text = (
+        "media,start,end,output\n"
+        "a.mp4,abc,0.5,x.wav\n"  # 2: a bad cell
+        "gone.mp4,0,0.5,y.wav\n"  # 3: no such media
+        "a.mp4,0,0.5,Y.WAV\n"  # 4: y.wav again
+        "a.mp4,0,9,z.wav\n"  # 5: past the end of the media
+        ".,0,0.5,w.wav\n"  # 6: a folder
+    )
+    jobs = write_jobs(media, text)
+    generator = SilentWavs()
+    with pytest.raises(JobListError) as caught:
+        run_batch_jobs(BatchOptions(jobs, tmp_path / "out", settings=SETTINGS), generator)
+    problems = [p.removeprefix(f"{jobs}:") for p in caught.value.problems]
+    assert [p.split(":")[0] for p in problems] == ["2", "3", "4", "5", "6"], problems
+    assert problems[0] == "2: field 'start': expected a number, got 'abc'"
+    assert problems[1] == f"3: field 'media': {media / 'gone.mp4'} not found"
+    assert problems[2] == "4: field 'output': Y.WAV is also written by line 3"
+    assert problems[4] == f"6: field 'media': {media} is a folder, not a video"
+    assert generator.jobs == []
