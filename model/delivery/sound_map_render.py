@@ -157,7 +157,7 @@ def render_sound_map(
     if start < 0 or duration <= 0:
         raise SoundMapError(f"start {start:.3f} s lies outside the video (0 to {info.duration:.3f} s)")
     if equirect is None and context.forced_equirect:  # generate read it as 360° because of --equirect
-        equirect = True
+        equirect = is_two_to_one(info.display_width, info.display_height) or None  # else another video
     pose_yaw = _panorama_pose_yaw(Path(video), equirect, info)
     paint, frame_size = _painter(camera, hfov_deg, width, info, panorama, pose_yaw)
     grid = map_grid(MAP_STEP_DEG)

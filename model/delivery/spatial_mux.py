@@ -159,7 +159,8 @@ def mux_spatial_audio(
         target_lufs: scale the four ambisonic channels together so that W reaches this integrated
             loudness (the head-locked pair is left as it is).
         equirect: a video without spherical metadata is a 2:1 equirectangular 360° panorama: mark the
-            output so (None: when the result's sidecar says ``--equirect`` made it read as 360°).
+            output so (None: when the result's sidecar says ``--equirect`` made it read as 360° and the
+            picture is 2:1).
         overwrite: replace an existing output.
 
     Returns:
@@ -200,7 +201,9 @@ def mux_spatial_audio(
     except SphericalVideoError as exc:
         raise MuxError(f"{exc}; its 360° metadata cannot be carried over") from None
     context = read_result_context(result_wav)
-    added = spherical is None and (equirect if equirect is not None else context.forced_equirect)
+    if equirect is None:  # the sidecar's word holds for a 2:1 picture only: another shape is another video
+        equirect = context.forced_equirect and is_two_to_one(info.display_width, info.display_height)
+    added = spherical is None and equirect
     if added:
         spherical, spherical_boxes = _forced_equirect(video, info.display_width, info.display_height)
     foa, sample_rate = read_ambix(result_wav)  # [4, N]

@@ -184,3 +184,13 @@ def test_equirect_on_a_picture_that_is_not_2_to_1_is_refused(result, tmp_path) -
     with pytest.raises(SoundMapError, match=refused):
         render_sound_map(result, square, tmp_path / "map.png", panorama=True, equirect=True, width=128)
     assert not (tmp_path / "map.png").exists()
+
+
+def test_the_sidecar_s_equirect_does_not_hold_for_a_picture_that_is_not_2_to_1(result, tmp_path) -> None:
+    """A square video is not the 2:1 panorama generate --equirect read: drawn as a flat picture."""
+    square = write_panorama_video(tmp_path / "square.mp4", disc_frames([DISC] * 2, size=(128, 128)), fps=8)
+    forced = tmp_path / "forced.wav"
+    forced.write_bytes(result.read_bytes())
+    sidecar = {"input": {"projection": "equirectangular", "detected_by": "--equirect"}}
+    Path(f"{forced}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    assert render_sound_map(forced, square, tmp_path / "map.png", width=64).size == (64, 64)

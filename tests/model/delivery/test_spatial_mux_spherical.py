@@ -256,3 +256,15 @@ def test_cli_says_the_metadata_was_added(flat, result, tmp_path, capsys) -> None
         "360° video: monoscopic equirectangular, pose yaw 0° pitch 0° roll 0° (spherical metadata added"
         in out
     )
+
+
+def test_the_sidecar_s_equirect_does_not_hold_for_a_picture_that_is_not_2_to_1(
+    folder, result, tmp_path
+) -> None:
+    """generate --equirect read a 2:1 video; a square one is another video, published flat as it is."""
+    square = make_video(folder / "square_flat.mp4", width=32, height=32)
+    forced = _equirect_result(
+        tmp_path, result, {"projection": "equirectangular", "detected_by": "--equirect"}
+    )
+    muxed = mux_spatial_audio(square, forced, tmp_path / "published.mp4")
+    assert muxed.spherical is None and not muxed.spherical_added
