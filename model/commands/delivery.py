@@ -203,7 +203,7 @@ def run_mux(args: argparse.Namespace) -> int:
         f"{muxed.start_s:g} s of {muxed.video_s:.3f} s{gain})"
     )
     if muxed.spherical is not None:
-        how = "added to the video track (--equirect)" if muxed.spherical_added else "kept in the video track"
+        how = "added to the video track: --equirect" if muxed.spherical_added else "kept in the video track"
         print(f"360° video: {muxed.spherical.describe()} (spherical metadata {how})")
     return 0
 
