@@ -285,8 +285,16 @@ class WebApi:
 
     async def _media(self, request: web.Request) -> web.StreamResponse:
         path = self._input_file(request)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return web.FileResponse(path, headers={**_NO_CACHE, "Content-Type": content_type})
+        guessed = mimetypes.guess_type(path.name)[0] or ""
+        # Only audio and video as what they are: an HTML or SVG file of the user's folders, opened as the
+        # daemon's page, would run its scripts with the page's session. Sandboxed in any case.
+        playable = guessed.startswith(("video/", "audio/"))
+        headers = {
+            **_NO_CACHE,
+            "Content-Type": guessed if playable else "application/octet-stream",
+            "Content-Security-Policy": "sandbox",
+        }
+        return web.FileResponse(path, headers=headers)
 
     async def _probe(self, request: web.Request) -> web.StreamResponse:
         path = self._input_file(request)

@@ -255,6 +255,21 @@ def test_media_answers_range_requests(web_daemon: WebDaemon) -> None:
     assert tail.status == 206 and tail.body == data[-10:]
 
 
+@pytest.mark.parametrize("name", ["page.html", "drawing.svg", "notes.xhtml"])
+def test_a_document_in_an_allowed_folder_is_never_served_as_a_page(web_daemon: WebDaemon, name: str) -> None:
+    """An HTML or SVG file from the user's folders (a browser's downloads, say) would run its scripts as the
+    daemon's own page, with its session; media routes serve only audio and video as what they are."""
+    document = web_daemon.allowed_dir / name
+    document.write_text("<html><script>fetch('/api/session')</script></html>")
+    page = PageSession(web_daemon.url).open()
+    reply = page.get(_media(document))
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].split(";")[0] == "application/octet-stream"
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in reply.headers["Content-Security-Policy"]
+    assert page.get(_media(web_daemon.media)).headers["Content-Type"] == "video/mp4"
+
+
 def test_uploads_land_in_the_state_folder_under_a_safe_name(web_daemon: WebDaemon) -> None:
     page = PageSession(web_daemon.url).open()
     data = bytes(range(256)) * 1000
