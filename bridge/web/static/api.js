@@ -62,7 +62,7 @@ async function send(method, url, body, contentType, retried = false) {
   try {
     response = await fetch(url, { method, headers, body, credentials: "same-origin" });
   } catch (e) {
-    throw new ApiError(0, "network", `the daemon cannot be reached (${e.message})`);
+    throw new ApiError(0, "network", `the daemon does not answer (${e.message}): is “visage serve” still running?`);
   }
   if (response.status === 403 && method !== "GET" && !retried) {
     const error = await errorOf(response);

@@ -551,6 +551,13 @@ def test_the_page_carries_on_after_a_daemon_restart(tmp_path: Path) -> None:
             lambda: "not answering" in element(driver, "#daemon-info").text,
             what="the page's header did not say that the daemon is gone",
         )
+        element(driver, "#media-path").send_keys(str(media))
+        element(driver, "#submit").click()  # a job sent meanwhile: refused, with what to check
+        wait_until(
+            lambda: "visage serve" in element(driver, "#form-error").text,
+            what="the refusal did not say what to check",
+        )
+        element(driver, "#media-path").clear()
         with Daemon(settings, fast_engine()):
             wait_until(lambda: element(driver, "#live-status").text == "live", 30, "no reconnection")
             assert not element(driver, "#token-panel").is_displayed()
