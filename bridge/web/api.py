@@ -45,7 +45,7 @@ from .web_errors import BUSY, NOT_FOUND, NOT_READY, UNREADABLE_MEDIA, WebError
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-SESSION_COOKIE = "visage_session"
+SESSION_COOKIE = "visage_session"  # + "_<port>": browsers send a host's cookies to all of its ports
 TOKEN_HEADER = "X-Visage-Token"
 CSRF_HEADER = "X-Visage-CSRF"
 CONVENTION = "AmbiX (ACN W,Y,Z,X; SN3D): yaw positive to the left, pitch positive up"
@@ -152,11 +152,13 @@ class WebApi:
         self._policy = PathPolicy((*settings.allow_dirs, settings.uploads_dir), settings.outputs_dir)
         self._sessions = SessionStore()
         self._allowed_hosts: frozenset[str] | None = frozenset()  # none until bound
+        self._cookie = SESSION_COOKIE  # named after the port once bound: another daemon's page keeps its own
         self._route = PageRoute()
 
     def bound(self, host: str, port: int) -> None:
         """The address the server listens on (Host headers are checked against it)."""
         self._allowed_hosts = guard.allowed_hosts(host, port)
+        self._cookie = f"{SESSION_COOKIE}_{port}"
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
@@ -211,7 +213,7 @@ class WebApi:
     def _check_access(self, request: web.Request) -> None:
         guard.check_fetch_site(request.headers.get("Sec-Fetch-Site"))
         token_given = request.headers.get(TOKEN_HEADER)
-        session = self._sessions.get(request.cookies.get(SESSION_COOKIE))
+        session = self._sessions.get(request.cookies.get(self._cookie))
         if request.method in _STATE_CHANGING:
             guard.check_origin(request.headers.get("Origin"), request.headers.get("Host"))
             guard.check_token(token_given, self._token)
@@ -249,7 +251,7 @@ class WebApi:
     # -- session ---------------------------------------------------------------------------------------
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
-        session = self._sessions.get(request.cookies.get(SESSION_COOKIE))
+        session = self._sessions.get(request.cookies.get(self._cookie))
         if session is None:
             session = self._sessions.create()  # the guard has checked the token
         response = _json(
@@ -268,7 +270,7 @@ class WebApi:
                 "convention": CONVENTION,
             }
         )
-        response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="Strict", path="/")
+        response.set_cookie(self._cookie, session.id, httponly=True, samesite="Strict", path="/")
         return response
 
     # -- media -----------------------------------------------------------------------------------------

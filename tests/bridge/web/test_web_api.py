@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from bridge_fixtures import fake_settings, fast_engine, wait_for
-from conftest import WebDaemon
+from conftest import WEB_TOKEN, WebDaemon
 from web_client import EventStream, PageSession, Reply, request
 
 import visage.model.files.result_files as rf
@@ -60,7 +60,8 @@ def test_the_session_sets_a_strict_cookie_and_describes_the_daemon(web_daemon: W
     assert reply.status == 200
     cookie = reply.headers["Set-Cookie"]
     attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")}
-    assert cookie.startswith("visage_session=") and "httponly" in attributes
+    port = web_daemon.url.rsplit(":", 1)[1]
+    assert cookie.startswith(f"visage_session_{port}=") and "httponly" in attributes
     assert attributes["samesite"].strip().lower() == "samesite=strict"
     session = reply.json()
     assert session["token_required"] is False
@@ -74,6 +75,20 @@ def test_the_session_sets_a_strict_cookie_and_describes_the_daemon(web_daemon: W
     again = request(web_daemon.url, "GET", "/api/session", headers={"Cookie": cookie.split(";")[0]})
     assert again.json()["csrf"] == session["csrf"]
     assert request(web_daemon.url, "GET", "/api/session").json()["csrf"] != session["csrf"]
+
+
+def test_two_daemons_on_one_host_name_their_session_cookies_apart(tmp_path: Path) -> None:
+    """A browser sends a host's cookies to every port of it (RFC 6265, 8.5): with one name, the page of
+    one daemon would replace the session of another's open page (its media and event stream then refused
+    with a token)."""
+    names = []
+    for folder in ("one", "two"):
+        settings = fake_settings(tmp_path / folder, web_port=0, token=WEB_TOKEN)
+        with Daemon(settings, fast_engine()) as daemon:
+            assert daemon.web_url is not None
+            page = PageSession(daemon.web_url.rstrip("/"), token=WEB_TOKEN).open()
+            names.append(page.cookie.split("=")[0])
+    assert names[0] != names[1]
 
 
 def test_a_job_goes_from_submit_to_done_on_the_event_stream(web_daemon: WebDaemon) -> None:
@@ -459,7 +474,8 @@ def test_a_token_daemon_wants_it_once_then_trusts_the_cookie_for_gets(
     assert refused.status == 401 and refused.error()["code"] == "unauthorized"
     assert page.post_json("/api/jobs", _job_body(web)).status == 202
     # A cookie made without the token (none was required then) would not do: there is no such cookie.
-    assert request(web.url, "GET", "/api/jobs", headers={"Cookie": "visage_session=forged"}).status == 401
+    forged = f"{page.cookie.split('=')[0]}=forged"
+    assert request(web.url, "GET", "/api/jobs", headers={"Cookie": forged}).status == 401
 
 
 def test_the_page_files_are_served_without_traversal(web_daemon: WebDaemon) -> None:
