@@ -10,6 +10,7 @@ bridge's importers never pay for it; a missing Ray is one clear line (`RayUnavai
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 RAY_INSTALL_HINT = "pip install 'visage[ray]'"
 CLIENT_PORT = 10001  # Ray Client's default port on the head node (``ray start --head``)
+REACH_TIMEOUT_S = 5.0  # how long a HOST:PORT may take to accept a connection before "no cluster answered"
 
 AddressKind = Literal["local", "auto", "client", "gcs"]
 
@@ -154,6 +156,21 @@ class RaySession:
         return f"Ray {ray.__version__} {where}: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s)"
 
 
+def _check_reachable(parsed: RayAddress, address: str) -> None:
+    """Fail at once when nothing listens at a ``HOST:PORT`` (a wrong port, a head not started): Ray itself
+    retries such an address for minutes, printing only its own warnings.
+
+    Raises:
+        RayUnavailable: the host's port refused or did not answer within `REACH_TIMEOUT_S`.
+    """
+    host, _, port = parsed.target.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise RayUnavailable(f"--ray: no Ray cluster answered at {address}: {reason}") from exc
+
+
 @contextmanager
 def connect(
     address: str,
@@ -185,6 +202,8 @@ def connect(
     if ray.is_initialized():
         yield RaySession(parsed, started_here=False)
         return
+    if parsed.kind in ("gcs", "client"):
+        _check_reachable(parsed, address)
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if parsed.kind == "local":
         options.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)

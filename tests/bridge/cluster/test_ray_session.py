@@ -139,3 +139,17 @@ def test_without_ray_installed_fill_says_how_to_install_it(
     args = _parse(str(edit), "-o", out, "--ray", "local", "--model", "tiny-random", "--no-progress")
     assert run_fill(args) == 2
     assert "--ray needs Ray, which is not installed (pip install 'visage[ray]')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_where_nothing_listens_fails_at_once_naming_it(scheme: str) -> None:
+    """A wrong port must not leave the user waiting while Ray retries it for minutes."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as unused:  # bound, never listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        address = f"{scheme}127.0.0.1:{unused.getsockname()[1]}"
+        with pytest.raises(RayUnavailable, match=re.escape(f"--ray: no Ray cluster answered at {address}: ")):
+            with connect(address):
+                pass
