@@ -12,8 +12,8 @@ second of the timed run; the ratio divides it by the one-actor figure. Nothing i
 
 Not a test and never an assertion: run it by hand and record the figures in the README.
 
-    python benchmarks/ray_scaling.py                                  # tiny, 1 and 2 CPU actors, ~1 min
-    python benchmarks/ray_scaling.py --full-size --clips 2 --seconds 1  # full size too (a few minutes)
+    python benchmarks/ray_scaling.py                          # tiny, 1 and 2 CPU actors, under a minute
+    python benchmarks/ray_scaling.py --full-size --full-clips 2  # + full size, 2 clips a run (minutes)
     python benchmarks/ray_scaling.py --address auto --gpus-per-actor 1 --actors 1,2,4,8  # per GPU
 """
 
