@@ -16,6 +16,7 @@ or the command's ``--ray`` session); every node must see the recordings at the d
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -169,7 +170,8 @@ class RayFeaturizer:
             if placed:
                 return ray.get(self._actors[placed[0]].settings.remote(options))  # type: ignore[no-any-return]
             for i in live:
-                self._check_placement(i)  # raises once no actor is left to wait for
+                with contextlib.suppress(_Unplaced):  # given up; RuntimeError once none is left
+                    self._check_placement(i)
             ray.wait([self._placed[i] for i in live], num_returns=1, timeout=_WAIT_S)
 
     def features(

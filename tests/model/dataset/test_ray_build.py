@@ -172,7 +172,7 @@ def test_an_actor_the_cluster_has_no_room_for_is_given_up_and_the_others_take_it
     """The module's featurizer holds one of the two CPUs: one actor of 0.75 CPU fits, a second never
     does (as a replacement whose node died, or a cluster other jobs fill): the build must not wait for it."""
     work: list[PlannedClip | Failure] = [_clip(name) for name in ("a", "bb", "ccc", "dddd")]
-    size = ActorSize(actors=2, cpus=0.75, placement_timeout_s=5.0)
+    size = ActorSize(actors=2, cpus=0.75, placement_timeout_s=20.0)  # a worker may take seconds to start
     with RayFeaturizer(functools.partial(copy.copy, models), size) as actors:
         results = list(actors.features(work, BuildOptions(rules=RULES)))
     assert [item for item, _ in results] == work
@@ -182,7 +182,7 @@ def test_an_actor_the_cluster_has_no_room_for_is_given_up_and_the_others_take_it
 def test_with_no_room_for_any_actor_the_build_stops_saying_what_an_actor_needs(
     featurizer: RayFeaturizer, models: FeatureModels
 ) -> None:
-    size = ActorSize(actors=1, cpus=1.5, placement_timeout_s=1.0)  # 1 CPU of the 2 is free
+    size = ActorSize(actors=2, cpus=1.5, placement_timeout_s=1.0)  # 1 CPU of the 2 is free
     with RayFeaturizer(functools.partial(copy.copy, models), size) as actors:
         with pytest.raises(RuntimeError, match=r"no room on the Ray cluster for a feature actor \(1.5 CPU\)"):
             actors.settings(OPTIONS)
