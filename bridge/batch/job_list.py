@@ -197,7 +197,9 @@ def _csv_records(text: str, name: str) -> list[_Record]:
 def _header_problems(header: list[str], name: str, line: int) -> list[str]:
     known = ", ".join(FIELDS)
     problems = [
-        f"{name}:{line}: unknown column {c!r}; known columns: {known}" for c in header if c not in FIELDS
+        f"{name}:{line}: unknown column {c!r}; known columns: {known}{_lower_case_hint(c)}"
+        for c in header
+        if c not in FIELDS
     ]
     problems += [
         f"{name}:{line}: column {c!r} appears more than once"
@@ -207,6 +209,12 @@ def _header_problems(header: list[str], name: str, line: int) -> list[str]:
         f"{name}:{line}: missing column {c!r} (required)" for c in sorted(REQUIRED_FIELDS - set(header))
     ]
     return problems
+
+
+def _lower_case_hint(name: str) -> str:
+    """A hint for a known name written in other case (``Media``, ``START`` from a spreadsheet)."""
+    folded = name.strip().lower()
+    return f" (names are lower case: did you mean {folded!r}?)" if folded in FIELDS else ""
 
 
 def _jsonl_records(text: str, name: str) -> list[_Record]:
@@ -224,7 +232,9 @@ def _jsonl_records(text: str, name: str) -> list[_Record]:
             records.append((line, f"{name}:{line}: expected a JSON object, got {_json_type(document)}"))
             continue
         unknown = [
-            f"{name}:{line}: unknown field {k!r}; known fields: {known}" for k in document if k not in FIELDS
+            f"{name}:{line}: unknown field {k!r}; known fields: {known}{_lower_case_hint(k)}"
+            for k in document
+            if k not in FIELDS
         ]
         missing = [
             f"{name}:{line}: missing field {k!r} (required)" for k in sorted(REQUIRED_FIELDS - set(document))

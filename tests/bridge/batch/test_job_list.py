@@ -218,7 +218,7 @@ def test_header_problems_name_the_column_and_the_known_ones() -> None:
     known = ", ".join(FIELDS)
     assert caught.value.problems == [
         f"j.csv:1: unknown column 'video'; known columns: {known}",
-        f"j.csv:1: unknown column 'Yaw'; known columns: {known}",
+        f"j.csv:1: unknown column 'Yaw'; known columns: {known} (names are lower case: did you mean 'yaw'?)",
         "j.csv:1: column 'yaw' appears more than once",
         "j.csv:1: missing column 'media' (required)",
     ]
@@ -290,6 +290,11 @@ def test_empty_lists() -> None:
             "field 'direction_curve': give yaw/pitch",
         ),
         ('{"media": "a.mp4", "Seed": 1}', "unknown field 'Seed'; known fields: media, start"),
+        (
+            '{"media": "a.mp4", "SEED": 1}',
+            f"unknown field 'SEED'; known fields: {', '.join(FIELDS)} "
+            "(names are lower case: did you mean 'seed'?)",
+        ),
         ('{"start": 1}', "missing field 'media' (required)"),
         ('{"media": null}', "field 'media': required, got an empty value"),
         ('["a.mp4"]', 'expected a JSON object, got ["a.mp4"] (a list)'),
