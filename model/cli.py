@@ -59,7 +59,13 @@ def command_error(command: str, error: BaseException | str) -> int:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows defaults, except where there is none or the help already says it in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default is None or "default" in help_text or "unset:" in help_text:
+            return help_text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
