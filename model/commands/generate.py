@@ -254,10 +254,6 @@ def run_generate(args: argparse.Namespace) -> int:
                 f"--preview-renderer {args.preview_renderer} chooses the preview's decoder; "
                 "add --binaural-preview to write one"
             )
-        if args.save_view is not None and _same_file(args.save_view, args.video):
-            raise ValueError(
-                f"{args.save_view}: --save-view would replace the input video; name another file"
-            )
         request = job_request(
             Path(args.video),
             output=Path(args.output),
@@ -330,16 +326,6 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.model == "tiny-random":
         print("note: tiny-random models produce noise; use the released checkpoint for real audio")
     return 0
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether two paths name one existing file (symbolic or hard links included)."""
-    import os
-
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either is missing: they cannot be one file
-        return False
 
 
 def _panorama_line(read_as: dict[str, Any]) -> str:

@@ -194,6 +194,10 @@ def _checked(request: GenerationRequest) -> tuple[float, float, PanoramaInput]:
     if request.subtype not in ("PCM_24", "FLOAT"):
         raise ValueError(f"subtype must be PCM_24 or FLOAT, got {request.subtype!r}")
     if request.save_view is not None:
+        if _same_file(request.save_view, request.media):  # even overwrite never replaces the input
+            raise ValueError(
+                f"{request.save_view}: the saved views would replace the input video; name another file"
+            )
         check_new_output(request.save_view, suffixes=(".mp4",), overwrite=request.overwrite)
     Sampling(top_k=request.top_k, temperature=request.temperature)  # its checks, before any model runs
     info = probe_video(request.media)
@@ -214,6 +218,14 @@ def _checked(request: GenerationRequest) -> tuple[float, float, PanoramaInput]:
             f"at {info.duration:.3f} s"
         )
     return start, end, panorama_input(request.media, info, equirect=request.equirect, look=request.look)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file (symbolic or hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing: they cannot be one file
+        return False
 
 
 class VideoToAmbisonics:

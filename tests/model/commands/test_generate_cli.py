@@ -174,8 +174,6 @@ def test_save_view_never_replaces_the_input_video(video: Path, tmp_path: Path, c
         capsys, str(media), "-o", str(out), "--model", "tiny-random", "--save-view", str(media), "--force"
     )
     assert code == 1
-    assert (
-        err
-        == f"visage generate: error: {media}: --save-view would replace the input video; name another file"
-    )
+    message = f"{media}: the saved views would replace the input video; name another file"
+    assert err == f"visage generate: error: {message}"
     assert media.read_bytes() == video.read_bytes() and not out.exists()

@@ -159,6 +159,25 @@ def test_a_saved_view_is_not_replaced_without_force(
     assert not (tmp_path / "a.wav").exists()
 
 
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_the_api_never_saves_views_over_the_input_video(
+    pipeline: VideoToAmbisonics, media: dict[str, Path], tmp_path: Path, link: str
+) -> None:
+    source = tmp_path / "input.mp4"
+    source.write_bytes(media["tagged"].read_bytes())
+    view = {"same": source, "symlink": tmp_path / "view.mp4", "hardlink": tmp_path / "view.mp4"}[link]
+    if link == "symlink":
+        view.symlink_to(source)
+    elif link == "hardlink":
+        view.hardlink_to(source)
+    request = GenerationRequest(source, 0.0, 0.5, output=tmp_path / "a.wav", save_view=view, overwrite=True)
+    with pytest.raises(ValueError, match="would replace the input video"):
+        pipeline_module.validate_request(request)
+    (result,) = pipeline.generate([request])
+    assert isinstance(result, ValueError) and "would replace the input video" in str(result)
+    assert source.read_bytes() == media["tagged"].read_bytes() and not (tmp_path / "a.wav").exists()
+
+
 def test_the_daemon_engine_reads_360_files_and_refuses_cubemaps_and_stereo(
     pipeline: VideoToAmbisonics, media: dict[str, Path], tmp_path: Path
 ) -> None:
