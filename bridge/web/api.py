@@ -30,6 +30,7 @@ from ..cli_arguments import GUIDANCE_MODES
 from ..endpoint import Endpoint
 from ..errors import ErrorCode, RequestError
 from ..job_queue import JobQueue
+from ..rate_limit import SenderRateLimit
 from ..security import PathPolicy
 from ..settings import BridgeSettings
 from . import request_guard as guard
@@ -40,7 +41,7 @@ from .job_views import FILE_KINDS, soundmap_path
 from .sessions import SessionStore
 from .soundmaps import SoundMaps
 from .uploads import receive_file, save_curve
-from .web_errors import BUSY, NOT_FOUND, NOT_READY, UNREADABLE_MEDIA, WebError
+from .web_errors import BUSY, NOT_FOUND, NOT_READY, RATE_LIMITED, UNREADABLE_MEDIA, WebError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ SESSION_COOKIE = "visage_session"  # + "_<port>": browsers send a host's cookies
 TOKEN_HEADER = "X-Visage-Token"
 CSRF_HEADER = "X-Visage-CSRF"
 CONVENTION = "AmbiX (ACN W,Y,Z,X; SN3D): yaw positive to the left, pitch positive up"
+# Wrong X-Visage-Token answers a client address may give at once, and per second after that: a guess
+# beyond it is refused with 429 before the token is compared. A correct token spends nothing.
+TOKEN_GUESS_BURST = 10
+TOKEN_GUESSES_PER_S = 0.5
 MAX_BODY_BYTES = 8 << 20  # JSON and curve bodies (uploads are streamed, with their own limit)
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _CONTENT_TYPES = {
@@ -154,6 +159,7 @@ class WebApi:
         self._allowed_hosts: frozenset[str] | None = frozenset()  # none until bound
         self._cookie = SESSION_COOKIE  # named after the port once bound: another daemon's page keeps its own
         self._route = PageRoute()
+        self._guesses = SenderRateLimit(TOKEN_GUESSES_PER_S, TOKEN_GUESS_BURST, const.MAX_TRACKED_SENDERS)
 
     def bound(self, host: str, port: int) -> None:
         """The address the server listens on (Host headers are checked against it)."""
@@ -212,16 +218,33 @@ class WebApi:
 
     def _check_access(self, request: web.Request) -> None:
         guard.check_fetch_site(request.headers.get("Sec-Fetch-Site"))
-        token_given = request.headers.get(TOKEN_HEADER)
         session = self._sessions.get(request.cookies.get(self._cookie))
         if request.method in _STATE_CHANGING:
             guard.check_origin(request.headers.get("Origin"), request.headers.get("Host"))
-            guard.check_token(token_given, self._token)
+            self._check_token(request)
             guard.check_csrf(request.headers.get(CSRF_HEADER), None if session is None else session.csrf)
         elif request.path == "/api/session":
-            guard.check_token(token_given, self._token)
+            self._check_token(request)
         elif session is None:  # a session was made with the token
-            guard.check_token(token_given, self._token)
+            self._check_token(request)
+
+    def _check_token(self, request: web.Request) -> None:
+        """`guard.check_token`, with wrong tokens limited per client address (a guesser gets 429).
+
+        Only a wrong token spends from the address's bucket: a missing one (the page asking whether a
+        token is needed) and a correct one never do, so the page's own requests are not slowed.
+        """
+        given = request.headers.get(TOKEN_HEADER)
+        if given is None or guard.token_matches(given, self._token):
+            guard.check_token(given, self._token)
+            return
+        verdict = self._guesses.check(request.remote or "unknown")
+        if not verdict.allowed:
+            if verdict.first_suppressed:
+                log.warning("web page: too many wrong tokens from %s; refusing them with 429", request.remote)
+            message = "too many wrong X-Visage-Token answers from this address; wait a few seconds"
+            raise WebError(RATE_LIMITED, message)
+        guard.check_token(given, self._token)
 
     async def _add_security_headers(self, request: web.Request, response: web.StreamResponse) -> None:
         for name, value in _SECURITY_HEADERS.items():
