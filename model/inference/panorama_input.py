@@ -19,13 +19,14 @@ the world (the player's) frame and the view is rendered at the panorama directio
 the AmbiX result is world-fixed, its front the player's front (the panorama's centre column when the
 pose is 0).
 
-A 2:1 frame without metadata is **not** assumed to be 360°: it is read as flat video, with a warning in
-the log and :data:`TWO_TO_ONE_NOTE` in the result's sidecar.
+A 2:1 frame without metadata is **not** assumed to be 360°: it is read as flat video, with
+:data:`TWO_TO_ONE_NOTE` in the result's sidecar. This module does not log it: the request is checked more
+than once (validation, then generation), and ``visage generate`` prints the sidecar's note itself, so a
+log warning here would show it on the terminal two or three times; the pipeline logs it once at INFO.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,6 @@ from visage.model.files.spherical_video import (
     require_monoscopic_equirect,
 )
 from visage.model.files.video_io import VideoInfo
-
-log = logging.getLogger(__name__)
 
 LOOK_MODES = ("auto",)  # values of the look option: where the view of each window is chosen
 TWO_TO_ONE_NOTE = (
@@ -137,6 +136,5 @@ def panorama_input(
             "and this one is read as flat"
         )
     if two_to_one:
-        log.warning("%s: %s", media, TWO_TO_ONE_NOTE)
         return PanoramaInput(False, note=TWO_TO_ONE_NOTE)
     return PanoramaInput(False)

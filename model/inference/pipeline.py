@@ -350,6 +350,8 @@ class VideoToAmbisonics:
 
     def _plan(self, index: int, request: GenerationRequest) -> _Plan:
         start, end, source = _checked(request)
+        if source.note:  # once per request, at INFO: the sidecar (and visage generate) carry it to the user
+            log.info("%s: %s", request.media, source.note)
         seq = self.model.config.sequence
         windows = plan_windows(start, end, seq)
         directions = [

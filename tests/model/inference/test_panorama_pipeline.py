@@ -224,6 +224,21 @@ def test_fill_and_batch_send_the_panorama_options_with_every_shot() -> None:
     }
 
 
+def test_the_command_line_shows_the_two_to_one_note_once(
+    media: dict[str, Path], tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture, monkeypatch
+) -> None:
+    monkeypatch.setenv("VISAGE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "flat.wav"
+    args = ["generate", str(media["untagged"]), "--end", "0.5", "-o", str(out), "--model", "tiny-random"]
+    with caplog.at_level("WARNING"):  # what the terminal shows by default (no -v)
+        assert main([*args, "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    terminal = printed.out + printed.err + "".join(f"{r.getMessage()}\n" for r in caplog.records)
+    assert terminal.count("treated as flat video") == 1, terminal
+    assert f"note: {TWO_TO_ONE_NOTE}" in printed.out.splitlines()
+    assert json.loads(sidecar_path(out).read_text())[INPUT_KEY]["note"] == TWO_TO_ONE_NOTE
+
+
 def test_generate_from_the_command_line(media: dict[str, Path], tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("VISAGE_CACHE_DIR", str(tmp_path / "cache"))
     out, view = tmp_path / "cli.wav", tmp_path / "cli_view.mp4"
