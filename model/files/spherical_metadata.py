@@ -45,6 +45,10 @@ class SphericalVideo:
         crop_right: the fraction cut away right of the frame.
         projection_private: cubemap and mesh only: the ``cbmp``/``mshp`` box payload (version, flags
             and fields), the same bytes as Matroska's ``ProjectionPrivate``; empty for equirectangular.
+        initial_view_pitch_deg: V1 (``uuid``) only: ``InitialViewPitchDegrees``, where a player starts
+            looking. The RFC makes it the initial viewport, not a rotation of the projection, so it is
+            kept apart from the pose: the picture is level whatever it says.
+        initial_view_roll_deg: V1 only: ``InitialViewRollDegrees``, likewise.
     """
 
     projection: str
@@ -58,6 +62,8 @@ class SphericalVideo:
     crop_left: float = 0.0
     crop_right: float = 0.0
     projection_private: bytes = b""
+    initial_view_pitch_deg: float = 0.0
+    initial_view_roll_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.projection not in PROJECTIONS:
@@ -71,7 +77,8 @@ class SphericalVideo:
         if self.source not in SOURCES:
             raise SphericalVideoError(f"unknown metadata source {self.source!r}; expected one of {SOURCES}")
         poses = (self.pose_yaw_deg, self.pose_pitch_deg, self.pose_roll_deg)
-        if not all(math.isfinite(p) for p in poses):
+        views = (self.initial_view_pitch_deg, self.initial_view_roll_deg)
+        if not all(math.isfinite(p) for p in (*poses, *views)):
             raise SphericalVideoError(f"pose angles must be finite, got yaw/pitch/roll {poses}")
         crops = (self.crop_top, self.crop_bottom, self.crop_left, self.crop_right)
         if (
@@ -105,7 +112,12 @@ class SphericalVideo:
                 f"right {self.crop_right:.3g}"
             )
         )
+        view = (
+            f", initial view pitch {self.initial_view_pitch_deg:g}° roll {self.initial_view_roll_deg:g}°"
+            if self.initial_view_pitch_deg or self.initial_view_roll_deg
+            else ""
+        )
         return (
             f"{stereo} {self.projection}, pose yaw {self.pose_yaw_deg:g}° pitch {self.pose_pitch_deg:g}° "
-            f"roll {self.pose_roll_deg:g}°{crop}"
+            f"roll {self.pose_roll_deg:g}°{crop}{view}"
         )

@@ -6,7 +6,11 @@ followed by UTF-8 XML whose elements (namespace ``http://ns.google.com/videos/1.
 ``Spherical``/``Stitched`` (true), ``ProjectionType`` (equirectangular), ``StereoMode`` (mono,
 left-right, top-bottom), ``InitialView{Heading,Pitch,Roll}Degrees`` and the cropped area in pixels.
 
-The initial view becomes the pose, as FFmpeg's MOV demuxer reads it. The cropped area becomes crop
+The initial view's heading becomes the pose yaw, as FFmpeg's MOV demuxer reads it (it picks which
+panorama column is the front). Its pitch and roll do not become a pose: the RFC makes the initial view a
+viewport, not a rotation of the projection, so they only say where a player starts looking and the
+picture is level whatever they say (kept as ``initial_view_pitch_deg``/``_roll_deg``, pose pitch and
+roll 0; FFmpeg would read them as a tilt). The cropped area becomes crop
 fractions of the full panorama; the RFC's defaults fill in what is missing (the frame size, halved
 along the stereo split). Pure: bytes in, a value out.
 """
@@ -81,8 +85,8 @@ def parse_spherical_xml(xml: bytes, frame_width: int, frame_height: int) -> Sphe
         stereo=stereo,
         source="uuid",
         pose_yaw_deg=_integer(fields, "InitialViewHeadingDegrees", 0),
-        pose_pitch_deg=_integer(fields, "InitialViewPitchDegrees", 0),
-        pose_roll_deg=_integer(fields, "InitialViewRollDegrees", 0),
+        initial_view_pitch_deg=_integer(fields, "InitialViewPitchDegrees", 0),
+        initial_view_roll_deg=_integer(fields, "InitialViewRollDegrees", 0),
         crop_top=top / full_height,
         crop_bottom=(full_height - top - height) / full_height,
         crop_left=left / full_width,

@@ -8,7 +8,9 @@ cannot be rendered from faithfully is refused with :class:`UnsupportedVideo`, na
 * cubemap, mesh or stereo metadata (``require_monoscopic_equirect``'s message), or ``--equirect`` on
   such a file: the metadata wins;
 * an equirectangular frame cropped to less than the whole sphere (the views assume the full sphere);
-* a pose with pitch or roll: a tilted panorama would need rolled views, which the dataset never had;
+* a pose with pitch or roll (V2 ``prhd``, Matroska): a tilted panorama would need rolled views, which
+  the dataset never had. A V1 file's initial view pitch and roll are not a pose (``spherical_xml``):
+  they only say where a player starts looking, so they are ignored, with :data:`INITIAL_VIEW_NOTE`;
 * ``--equirect`` on a frame that is not 2:1;
 * ``look="auto"`` on a flat video (there is nothing to look around in).
 
@@ -45,6 +47,10 @@ TWO_TO_ONE_NOTE = (
     "2:1 frame without spherical metadata: treated as flat video; "
     "pass --equirect (daemon option equirect) if it is a panorama"
 )
+INITIAL_VIEW_NOTE = (
+    "the V1 spherical metadata's initial view pitch {pitch:g}° roll {roll:g}° only says where a player "
+    "starts looking (the picture is level): ignored; its heading is taken as the pose yaw"
+)
 FORCED = EQUIRECT_FLAG  # PanoramaInput.detected_by when the caller forced it (mux and viz read it back)
 
 
@@ -61,7 +67,8 @@ class PanoramaInput:
         detected_by: what made it a panorama: the metadata's source (``sv3d``, ``uuid``, ``matroska``)
             or :data:`FORCED`; None for flat video.
         pose_yaw_deg: the metadata's pose yaw (0 without metadata), honoured as described above.
-        note: for the sidecar and the log: why a panorama-shaped frame was read as flat, or None.
+        note: for the sidecar (``visage generate`` prints it): why a panorama-shaped frame was read
+            as flat, or what a panorama's metadata said that was ignored; None when nothing was.
     """
 
     panorama: bool
@@ -122,7 +129,9 @@ def panorama_input(
                 f"{media}: its spherical metadata says {metadata.describe()}; a pose with pitch or roll "
                 "is not supported (re-export the panorama level, with pose pitch and roll 0)"
             )
-        return PanoramaInput(True, metadata.source, metadata.pose_yaw_deg)
+        pitch, roll = metadata.initial_view_pitch_deg, metadata.initial_view_roll_deg
+        note = INITIAL_VIEW_NOTE.format(pitch=pitch, roll=roll) if pitch or roll else None
+        return PanoramaInput(True, metadata.source, metadata.pose_yaw_deg, note)
     if equirect:
         if not two_to_one:
             raise UnsupportedVideo(

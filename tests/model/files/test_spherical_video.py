@@ -120,7 +120,7 @@ def test_v1_uuid_xml(flat, tmp_path) -> None:
         "mono",
         "uuid",
         pose_yaw_deg=90,
-        pose_pitch_deg=-15,
+        initial_view_pitch_deg=-15,  # a viewport, not a tilt of the projection (V1 RFC, "Initial View")
         crop_top=8 / 64,
         crop_bottom=24 / 64,
         crop_left=32 / 128,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from panorama_factory import add_spherical_metadata, write_panorama_video
+from spherical_media import make_video, uuid_box, with_video_boxes
 
 from visage.bridge import cli_arguments, osc_protocol
 from visage.model.features.direction import CameraDirection
@@ -78,6 +79,52 @@ def test_panoramas_the_views_cannot_be_rendered_from_are_refused(
         with pytest.raises(UnsupportedVideo, match=message) as error:
             read(path, equirect=forced)
         assert str(path) in str(error.value)
+
+
+# Appendix 1 of the V1 RFC (Global Metadata Sample), with the full panorama the test video's size and
+# an initial view that looks up and rolls: a viewport, which the RFC does not make a rotation.
+_RFC_V1_XML = """<?xml version="1.0"?>
+<rdf:SphericalVideo
+  xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+  xmlns:GSpherical="http://ns.google.com/videos/1.0/spherical/">
+  <GSpherical:Spherical>true</GSpherical:Spherical>
+  <GSpherical:Stitched>true</GSpherical:Stitched>
+  <GSpherical:StitchingSoftware>
+    OpenCV for Windows v2.4.9
+  </GSpherical:StitchingSoftware>
+  <GSpherical:ProjectionType>equirectangular</GSpherical:ProjectionType>
+  <GSpherical:SourceCount>6</GSpherical:SourceCount>
+  <GSpherical:InitialViewHeadingDegrees>90</GSpherical:InitialViewHeadingDegrees>
+  <GSpherical:InitialViewPitchDegrees>{pitch}</GSpherical:InitialViewPitchDegrees>
+  <GSpherical:InitialViewRollDegrees>{roll}</GSpherical:InitialViewRollDegrees>
+  <GSpherical:Timestamp>1400454971</GSpherical:Timestamp>
+  <GSpherical:CroppedAreaImageWidthPixels>64</GSpherical:CroppedAreaImageWidthPixels>
+  <GSpherical:CroppedAreaImageHeightPixels>32</GSpherical:CroppedAreaImageHeightPixels>
+  <GSpherical:FullPanoWidthPixels>64</GSpherical:FullPanoWidthPixels>
+  <GSpherical:FullPanoHeightPixels>32</GSpherical:FullPanoHeightPixels>
+  <GSpherical:CroppedAreaLeftPixels>0</GSpherical:CroppedAreaLeftPixels>
+  <GSpherical:CroppedAreaTopPixels>0</GSpherical:CroppedAreaTopPixels>
+</rdf:SphericalVideo>
+"""
+
+
+@pytest.mark.parametrize(("pitch", "roll"), [(-15, 0), (0, 5), (30, -10), (0, 0)])
+def test_a_v1_initial_view_pitch_or_roll_is_ignored_with_a_note_and_its_heading_is_the_pose_yaw(
+    tmp_path: Path, pitch: int, roll: int
+) -> None:
+    xml = _RFC_V1_XML.format(pitch=pitch, roll=roll).encode()
+    flat = make_video(tmp_path / "flat.mp4", width=64, height=32)
+    path = with_video_boxes(flat, tmp_path / "v1.mp4", trak=uuid_box(xml))
+    for forced in (False, True):
+        source = read(path, equirect=forced, look="auto")
+        assert source.panorama and source.detected_by == "uuid" and source.pose_yaw_deg == 90
+        # the heading turns the front as before: world front = panorama azimuth -90
+        assert source.panorama_direction(CameraDirection(0.0, 10.0)) == CameraDirection(-90.0, 10.0)
+        if pitch or roll:
+            assert source.note is not None
+            assert f"initial view pitch {pitch}° roll {roll}°" in source.note and "ignored" in source.note
+        else:
+            assert source.note is None
 
 
 def test_equirect_needs_a_two_to_one_frame_and_look_needs_a_panorama(tmp_path: Path) -> None:
