@@ -17,7 +17,7 @@ import logging
 import mimetypes
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -41,7 +41,7 @@ from .job_views import FILE_KINDS, soundmap_path
 from .sessions import SessionStore
 from .soundmaps import SoundMaps
 from .uploads import receive_file, save_curve
-from .web_errors import BUSY, NOT_FOUND, NOT_READY, RATE_LIMITED, UNREADABLE_MEDIA, WebError
+from .web_errors import BUSY, NOT_FOUND, NOT_READY, RATE_LIMITED, TIMED_OUT, UNREADABLE_MEDIA, WebError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ CONVENTION = "AmbiX (ACN W,Y,Z,X; SN3D): yaw positive to the left, pitch positiv
 # beyond it is refused with 429 before the token is compared. A correct token spends nothing.
 TOKEN_GUESS_BURST = 10
 TOKEN_GUESSES_PER_S = 0.5
+# A request body (an upload too) may pause this long between two chunks: a slow upload of gigabytes is
+# fine, a client that stops sending mid-body is answered 408 instead of holding its connection forever.
+BODY_IDLE_S = 60.0
 MAX_BODY_BYTES = 8 << 20  # JSON and curve bodies (uploads are streamed, with their own limit)
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _CONTENT_TYPES = {
@@ -116,7 +119,28 @@ async def _small_body(request: web.Request) -> bytes:
     if declared is not None and declared > MAX_BODY_BYTES:
         message = f"bodies are limited to {MAX_BODY_BYTES} bytes; this one declares {declared}"
         raise WebError(ErrorCode.TOO_LARGE.value, message)
-    return await request.read()
+    data = bytearray()
+    async for chunk in idle_bounded(request.content.iter_any(), BODY_IDLE_S):
+        data += chunk
+        if len(data) > MAX_BODY_BYTES:  # no Content-Length (chunked): counted as it comes
+            raise WebError(ErrorCode.TOO_LARGE.value, f"bodies are limited to {MAX_BODY_BYTES} bytes")
+    return bytes(data)
+
+
+async def idle_bounded(chunks: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:
+    """``chunks``, refused (``timed_out``, 408) when the next one takes over ``idle_s`` seconds.
+
+    Why per chunk: the whole body of a slow upload may take hours; only a stalled one is cut.
+    """
+    iterator = aiter(chunks)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(iterator), idle_s)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
+            raise WebError(TIMED_OUT, f"the request body stalled: no data for {idle_s:g} s") from None
+        yield chunk
 
 
 async def _write_off_loop(out: BinaryIO, chunk: bytes) -> None:
@@ -333,7 +357,7 @@ class WebApi:
             raise WebError(ErrorCode.BAD_VALUE.value, "uploads need a Content-Length header")
         name = request.query.get("name", "")
         path = await receive_file(
-            request.content.iter_chunked(1 << 20),
+            idle_bounded(request.content.iter_chunked(1 << 20), BODY_IDLE_S),
             declared,
             self._settings.web_upload_limit,
             self._settings.uploads_dir,

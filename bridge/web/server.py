@@ -29,6 +29,13 @@ from .soundmaps import SoundMaps
 log = logging.getLogger(__name__)
 
 _SHUTDOWN_S = 2.0  # open requests (an upload, an event stream) get this long when the daemon stops
+# A connection must send a request's complete line and headers within this long of connecting or of its
+# last response (aiohttp's keep-alive timer runs from the connection's start and is not reset by a part
+# of a request), so one that stalls mid-headers or idles is closed. Bodies: `api.BODY_IDLE_S`.
+HEADER_TIMEOUT_S = 30.0
+# After an answer given before the whole body came (a refused or stalled upload), the rest is read and
+# dropped for at most this long, so the client sees the answer rather than a reset (aiohttp's default).
+LINGER_S = 10.0
 
 
 def page_url(host: str, port: int) -> str:
@@ -134,7 +141,13 @@ class WebServer:
             soundmaps=self._soundmaps,
             model_id=self._model_id,
         )
-        self._runner = web.AppRunner(api.application(), access_log=None, shutdown_timeout=_SHUTDOWN_S)
+        self._runner = web.AppRunner(
+            api.application(),
+            access_log=None,
+            shutdown_timeout=_SHUTDOWN_S,
+            keepalive_timeout=HEADER_TIMEOUT_S,
+            lingering_time=LINGER_S,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._settings.host, self._settings.web_port)
         await site.start()

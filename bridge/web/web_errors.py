@@ -2,7 +2,7 @@
 
 Codes are the OSC protocol's (`errors.ErrorCode`) wherever one fits, plus the web's own guards
 (``forbidden_host``, ``forbidden_origin``, ``csrf``, ``not_found``, ``not_ready``,
-``unreadable_media``, ``busy``, ``rate_limited``); the HTTP status follows the code.
+``unreadable_media``, ``busy``, ``timed_out``, ``rate_limited``); the HTTP status follows the code.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ NOT_FOUND = "not_found"
 NOT_READY = "not_ready"  # the job has no result (yet) to do this with
 UNREADABLE_MEDIA = "unreadable_media"  # the file is there but is no video PyAV can read
 BUSY = "busy"  # the server has as many of these open as it takes (event streams)
+TIMED_OUT = "timed_out"  # the client stopped sending a request body
 RATE_LIMITED = "rate_limited"  # too many wrong tokens from one client address
 
 _STATUS_OF_CODE = {
@@ -32,6 +33,7 @@ _STATUS_OF_CODE = {
     ErrorCode.QUEUE_FULL.value: 409,
     ErrorCode.TOO_LARGE.value: 413,
     BUSY: 503,
+    TIMED_OUT: 408,
     RATE_LIMITED: 429,
 }
 
