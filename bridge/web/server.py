@@ -12,19 +12,25 @@ Job changes reach the loop through the queue's watcher hook (`JobQueue.watch`) a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import time
+from pathlib import Path
 
 from aiohttp import web
 
+from .. import const
 from ..endpoint import Endpoint
 from ..job_queue import JobQueue
 from ..job_store import JobStore
+from ..jobs import PENDING_STATES
 from ..settings import BridgeSettings
 from .api import WebApi
 from .event_hub import EventHub
 from .job_board import JobBoard
 from .soundmaps import SoundMaps
+from .uploads import remove_stale_uploads
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,21 @@ HEADER_TIMEOUT_S = 30.0
 # After an answer given before the whole body came (a refused or stalled upload), the rest is read and
 # dropped for at most this long, so the client sees the answer rather than a reset (aiohttp's default).
 LINGER_S = 10.0
+UPLOAD_SWEEP_S = 24 * 3600.0  # old uploads are removed when the server starts and this often after
+
+
+def sweep_uploads(store: JobStore, uploads_dir: Path, now: float) -> list[Path]:
+    """Remove upload folders older than the finished-job retention (`const.JOB_RETENTION_S`) that no
+    pending job uses as media or direction curve; return them. Blocking (disk and database)."""
+    pending = store.in_states(PENDING_STATES)
+    in_use = [
+        path for job in pending for path in (job.spec.media, job.spec.direction_curve) if path is not None
+    ]
+    removed = remove_stale_uploads(uploads_dir, const.JOB_RETENTION_S, in_use, now)
+    if removed:
+        days = const.JOB_RETENTION_S / 86400
+        log.info("removed %d upload folder(s) older than %.0f days", len(removed), days)
+    return removed
 
 
 def page_url(host: str, port: int) -> str:
@@ -75,6 +96,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._hub: EventHub | None = None
         self._soundmaps: SoundMaps | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
 
     @property
@@ -155,6 +177,19 @@ class WebServer:
         self.address = (self._settings.host, int(bound[1]))
         api.bound(*self.address)
         self._queue.watch(self._hub.on_job_change)
+        self._sweeper = loop.create_task(self._sweep_uploads_daily())
+
+    async def _sweep_uploads_daily(self) -> None:
+        """`sweep_uploads` now and every `UPLOAD_SWEEP_S`, off the loop (no request waits for it)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(
+                    None, sweep_uploads, self._store, self._settings.uploads_dir, time.time()
+                )
+            except Exception:  # logged and tried again next time: the page keeps working
+                log.exception("sweeping old uploads failed")
+            await asyncio.sleep(UPLOAD_SWEEP_S)
 
     def _refresh_job(self, job_id: str) -> None:
         job = self._store.get(job_id)
@@ -162,6 +197,10 @@ class WebServer:
             self._hub.job_changed(job)
 
     async def _close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._hub is not None:
             try:
                 self._queue.unwatch(self._hub.on_job_change)

@@ -2,18 +2,20 @@
 
 Each lands in a fresh ``STATE/uploads/<uuid>/`` under a sanitised name (no folders, no control
 characters, no leading dots), written to a hidden temporary name and renamed when complete; a failed,
-cut or oversized upload leaves nothing behind.
+cut or oversized upload leaves nothing behind. Folders older than the finished-job retention that no
+pending job uses are removed (`remove_stale_uploads`), so uploads do not pile up for ever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +23,8 @@ import visage.model.files.result_files as rf
 
 from ..errors import ErrorCode
 from .web_errors import WebError
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_BYTES = 200  # UTF-8: file systems take 255 bytes, and the temporary name adds "." and ".part"
 _UNSAFE = re.compile(r"[^\w.+ -]+")
@@ -120,3 +124,52 @@ def save_curve(text: str, uploads_dir: Path) -> Path:
         with contextlib.suppress(OSError):
             shutil.rmtree(folder)
         raise
+
+
+def _upload_folder_of(path: Path, uploads_dir: Path) -> str | None:
+    """The ``<uuid>`` folder name under ``uploads_dir`` that ``path`` lies in, None if it is elsewhere."""
+    for root, inside in ((uploads_dir, path), (uploads_dir.resolve(), path.resolve())):
+        try:
+            parts = inside.relative_to(root).parts
+        except ValueError:
+            continue
+        if parts:
+            return parts[0]
+    return None
+
+
+def _newest_mtime(folder: Path) -> float:
+    """The latest change of the folder or a file in it (an upload still arriving keeps it fresh)."""
+    times = [folder.stat().st_mtime]
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            times.append(entry.stat().st_mtime)
+    return max(times)
+
+
+def remove_stale_uploads(
+    uploads_dir: Path, older_than_s: float, in_use: Iterable[Path], now: float
+) -> list[Path]:
+    """Delete upload folders unchanged for over ``older_than_s`` seconds that no path in ``in_use`` lies
+    in; return them. Files directly in ``uploads_dir`` (none are written there) are left alone.
+
+    Args:
+        in_use: media and direction curves of the jobs that are not finished yet.
+        now: the wall clock (``time.time()``), as file times are.
+    """
+    if not uploads_dir.is_dir():
+        return []
+    used = {name for path in in_use if (name := _upload_folder_of(path, uploads_dir)) is not None}
+    removed = []
+    for folder in sorted(uploads_dir.iterdir()):
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.name in used:
+                continue
+            if now - _newest_mtime(folder) <= older_than_s:
+                continue
+            shutil.rmtree(folder)
+        except OSError as exc:  # gone meanwhile, or not ours to delete: tried again next time
+            log.warning("could not remove old upload folder %s: %s", folder, exc)
+            continue
+        removed.append(folder)
+    return removed
