@@ -65,6 +65,16 @@ class SenderRateLimit:
         self._lock = threading.Lock()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
+    def exhausted(self, sender: str) -> bool:
+        """Whether ``sender``'s bucket is empty now, without spending from it (a sender never seen has a
+        full one): lets a caller refuse before doing what would be limited, e.g. comparing a token."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(sender)
+            if bucket is None:
+                return False
+            return min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate) < 1.0
+
     def check(self, sender: str) -> Verdict:
         """Spend one token of ``sender``'s bucket if it has one."""
         now = self._clock()

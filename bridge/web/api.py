@@ -54,6 +54,7 @@ CONVENTION = "AmbiX (ACN W,Y,Z,X; SN3D): yaw positive to the left, pitch positiv
 # beyond it is refused with 429 before the token is compared. A correct token spends nothing.
 TOKEN_GUESS_BURST = 10
 TOKEN_GUESSES_PER_S = 0.5
+_GUESSES_MESSAGE = "too many wrong X-Visage-Token answers from this address; wait a few seconds"
 # A request body (an upload too) may pause this long between two chunks: a slow upload of gigabytes is
 # fine, a client that stops sending mid-body is answered 408 instead of holding its connection forever.
 BODY_IDLE_S = 60.0
@@ -256,18 +257,24 @@ class WebApi:
         """`guard.check_token`, with wrong tokens limited per client address (a guesser gets 429).
 
         Only a wrong token spends from the address's bucket: a missing one (the page asking whether a
-        token is needed) and a correct one never do, so the page's own requests are not slowed.
+        token is needed) and a correct one never do, so the page's own requests are not slowed. Once the
+        bucket is empty every token from that address is refused before it is compared, the right one
+        too: otherwise a guesser could ignore the 429s and still learn the token from the one 200.
         """
         given = request.headers.get(TOKEN_HEADER)
-        if given is None or guard.token_matches(given, self._token):
+        if given is None:
             guard.check_token(given, self._token)
             return
-        verdict = self._guesses.check(request.remote or "unknown")
-        if not verdict.allowed:
-            if verdict.first_suppressed:
-                log.warning("web page: too many wrong tokens from %s; refusing them with 429", request.remote)
-            message = "too many wrong X-Visage-Token answers from this address; wait a few seconds"
-            raise WebError(RATE_LIMITED, message)
+        sender = request.remote or "unknown"
+        if self._guesses.exhausted(sender):
+            raise WebError(RATE_LIMITED, _GUESSES_MESSAGE)
+        if guard.token_matches(given, self._token):
+            return
+        verdict = self._guesses.check(sender)
+        if not verdict.allowed:  # the bucket emptied between the two looks
+            raise WebError(RATE_LIMITED, _GUESSES_MESSAGE)
+        if self._guesses.exhausted(sender):
+            log.warning("web page: too many wrong tokens from %s; refusing its tokens with 429", sender)
         guard.check_token(given, self._token)
 
     async def _add_security_headers(self, request: web.Request, response: web.StreamResponse) -> None:
