@@ -140,10 +140,13 @@ def run_viz(args: argparse.Namespace) -> int:
         if rendered.kind == "png"
         else f"{rendered.frames} frames at {float(rendered.fps or 0):g} fps"
     )
-    print(
-        f"wrote {rendered.path} ({frames}, {width}x{height}, camera yaw {rendered.camera.yaw_deg:g} "
-        f"pitch {rendered.camera.pitch_deg:g}, result at {rendered.start_s:g} s of the video)"
-    )
+    view = f"camera yaw {rendered.camera.yaw_deg:g} pitch {rendered.camera.pitch_deg:g}"
+    if rendered.on_360_video and args.panorama:
+        view = "over the whole 360° video"  # no camera: the heat is drawn on the panorama itself
+    elif rendered.on_360_video:
+        view += " in the 360° video"
+    where = f"result at {rendered.start_s:g} s of the video"
+    print(f"wrote {rendered.path} ({frames}, {width}x{height}, {view}, {where})")
     return 0
 
 

@@ -74,6 +74,7 @@ class RenderedMap:
         start_s: where the result's first sample sits on the video's timeline.
         camera: the camera direction the map was drawn for.
         duration_s: seconds of the result shown.
+        on_360_video: the video is a 360° panorama (a camera view cut from it, or the whole of it).
     """
 
     path: Path
@@ -84,6 +85,7 @@ class RenderedMap:
     start_s: float
     camera: CameraDirection
     duration_s: float
+    on_360_video: bool
 
 
 def render_sound_map(
@@ -176,7 +178,7 @@ def render_sound_map(
         with atomic_output(out, overwrite=overwrite) as tmp:
             tmp.write_bytes(_png_bytes(picture))
         size = (picture.shape[1], picture.shape[0])
-        return RenderedMap(out, "png", 1, None, size, start, camera, duration)
+        return RenderedMap(out, "png", 1, None, size, start, camera, duration, pose_yaw is not None)
 
     rate = fps or (info.frame_rate if 0 < info.frame_rate <= _MAX_FPS else _DEFAULT_FPS)
     count = math.ceil(duration * rate - 1e-9)
@@ -196,7 +198,7 @@ def render_sound_map(
     )
     with atomic_output(out, overwrite=overwrite) as tmp:
         size = _write_mp4(tmp, pictures, rate, stereo, sample_rate)
-    return RenderedMap(out, "mp4", count, rate, size, start, camera, duration)
+    return RenderedMap(out, "mp4", count, rate, size, start, camera, duration, pose_yaw is not None)
 
 
 Painter = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (video frame, [E, A] levels) -> picture

@@ -66,7 +66,7 @@ def _ring_centre(picture: np.ndarray) -> tuple[float, float]:
 def test_heat_peak_lands_on_the_source_s_pixel_of_the_panorama(panorama, result, tmp_path) -> None:
     out = tmp_path / "map.png"
     rendered = render_sound_map(result, panorama, out, panorama=True, equirect=True, width=256)
-    assert rendered.size == (256, 128)
+    assert rendered.size == (256, 128) and rendered.on_360_video
     picture = _png(out)
     assert picture.shape == (128, 256, 3)
     x, y = _ring_centre(picture)
@@ -95,7 +95,7 @@ def test_the_camera_view_is_cut_out_of_the_panorama(panorama, tmp_path) -> None:
     assert picture[48, 48].min() > 120  # the disc, under the heat
 
 
-def test_spherical_metadata_is_found_without_the_flag(panorama, result, tmp_path) -> None:
+def test_spherical_metadata_is_found_without_the_flag(panorama, result, tmp_path, capsys) -> None:
     tagged = with_video_boxes(panorama, tmp_path / "tagged.mp4", entry=st3d_box(0) + sv3d(equi()))
     out = tmp_path / "map.png"
     args = build_parser().parse_args(
@@ -103,6 +103,8 @@ def test_spherical_metadata_is_found_without_the_flag(panorama, result, tmp_path
     )
     module, func = args._run
     assert getattr(importlib.import_module(module), func)(args) == 0
+    said = capsys.readouterr().out
+    assert "over the whole 360° video" in said and "camera yaw" not in said  # no camera drew this map
     x, y = _ring_centre(_png(out))
     expected_x, expected_y = _pixel(*SOURCE, 256, 128)
     assert x == pytest.approx(expected_x, abs=1.5) and y == pytest.approx(expected_y, abs=1.5)
