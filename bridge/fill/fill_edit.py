@@ -150,6 +150,7 @@ class FillReport:
     resolve: bool
     model: str
     drop_frame: bool | None = None  # the edit's own timecode flag (an EDL's FCM); None: it does not say
+    look: str | None = None  # "auto": each window looked where things move, not at the shot's yaw/pitch
 
     @property
     def failed(self) -> list[ShotOutcome]:
@@ -221,6 +222,7 @@ def fill_edit(
         resolve,
         generator.model_id,
         drop_frame_of(edit),
+        options.settings.look,
     )
 
 

@@ -132,7 +132,7 @@ def _row(report: FillReport, outcome: ShotOutcome) -> tuple[str, ...]:
         _short(shot.name),
         _timecodes(shot.record, report.start, report.rate, report.drop_frame),
         media,
-        _direction(outcome),
+        _direction(outcome, report.look),
         outcome.status.value,
         outcome.wav.name if outcome.wav is not None and outcome.status in _HAS_AUDIO else "-",
     )
@@ -147,9 +147,11 @@ def _timecodes(record: TimeRange, start: RationalTime, rate: float, drop_frame: 
         return f"{begin.value:g}-{end.value:g} @{rate:g}"
 
 
-def _direction(outcome: ShotOutcome) -> str:
+def _direction(outcome: ShotOutcome, look: str | None) -> str:
     if "curve" in outcome.direction:
         return f"curve {outcome.direction['curve'].rsplit('/', 1)[-1]}"
+    if look is not None:  # the shot's yaw/pitch only stand where nothing moves (see its sidecar)
+        return f"look {look}"
     if "yaw" in outcome.direction:
         return f"yaw {outcome.direction['yaw']:g} pitch {outcome.direction['pitch']:g}"
     return "-"

@@ -292,6 +292,19 @@ def test_summary_timecodes_keep_a_non_drop_frame_edls_flag(tmp_path: Path) -> No
     assert re.search(r"\d;\d", summary) is None
 
 
+def test_summary_says_look_auto_instead_of_the_unused_direction(tmp_path: Path) -> None:
+    """With --look auto the shots' yaw/pitch only stand where nothing moves: the table says so."""
+    edit = tmp_path / "ntsc.edl"
+    edit.write_text(BLACK_THEN_CLIP_EDL)
+    (tmp_path / "TST.mov").write_bytes(b"tst")
+    for look, says, never in ((None, "yaw 0 pitch 0", "look auto"), ("auto", "look auto", "yaw 0 pitch 0")):
+        settings = GenerationSettings(sample_rate=SAMPLE_RATE, equirect=True, look=look)
+        out = tmp_path / f"out-{look}.otio"
+        options = FillOptions(edit, out, media_roots=(tmp_path,), rate=29.97, settings=settings)
+        summary = format_summary(fill_edit(options, SilentWavs()))
+        assert says in summary and never not in summary, summary
+
+
 @pytest.mark.parametrize(
     ("text", "drop"),
     [
