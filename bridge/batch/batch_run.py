@@ -115,6 +115,7 @@ class BatchReport:
     outcomes: tuple[ClipOutcome, ...]
     output_dir: Path
     model: str
+    look: str | None = None  # "auto": each window looked where things move, not at the job's yaw/pitch
 
     @property
     def failed(self) -> list[ClipOutcome]:
@@ -166,7 +167,7 @@ def run_batch_jobs(
         problem = problems[outcome.key]
         outcome.status = ShotStatus.GENERATED if problem is None else ShotStatus.FAILED
         outcome.message = problem or ""
-    return BatchReport(tuple(outcomes), folder, generator.model_id)
+    return BatchReport(tuple(outcomes), folder, generator.model_id, options.settings.look)
 
 
 def _plan(

@@ -40,6 +40,8 @@ def _row(report: BatchReport, outcome: ClipOutcome) -> tuple[str, ...]:
     start, end = outcome.media_range_s
     if "curve" in outcome.direction:
         direction = f"curve {outcome.direction['curve'].rsplit('/', 1)[-1]}"
+    elif report.look is not None:  # the job's yaw/pitch only stand where nothing moves (see its sidecar)
+        direction = f"look {report.look}"
     else:
         direction = f"yaw {outcome.direction['yaw']:g} pitch {outcome.direction['pitch']:g}"
     output = "-"

@@ -156,6 +156,16 @@ def test_each_job_gets_its_file_its_key_and_a_manifest_entry(media: Path, tmp_pa
     assert "0.250-1.000" in summary and "curve pan.csv" in summary
 
 
+def test_summary_says_look_auto_instead_of_the_unused_direction(media: Path, tmp_path: Path) -> None:
+    """With --look auto the jobs' yaw/pitch only stand where nothing moves: the table says so."""
+    settings = GenerationSettings(sample_rate=RATE, equirect=True, look="auto")
+    options = BatchOptions(write_jobs(media, THREE), tmp_path / "out", settings=settings)
+    report = run_batch_jobs(options, SilentWavs())
+    summary = format_batch_summary(report)
+    assert summary.count("look auto") == 2 and "yaw" not in summary  # the curve job keeps its curve
+    assert "curve pan.csv" in summary
+
+
 def test_resume_redoes_only_missing_or_damaged_results(media: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     jobs = write_jobs(media, THREE)
