@@ -38,14 +38,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def head(tiny_bundle_cache: Path) -> Iterator[str]:
     """``ray start --head --block`` on this machine; yields its Ray Client address."""
-    from visage.model.inference.tiny_random_bundle import tiny_random_folder
-
-    cache = tmp_path_factory.mktemp("ray-cache")
-    saved = os.environ.get("VISAGE_CACHE_DIR")
-    os.environ["VISAGE_CACHE_DIR"] = str(cache)
-    tiny_random_folder()
     client_port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Unix socket paths must stay short
     # grpcio's fork handlers break the client server Ray forks for each client ("epoll_wait error: Bad
@@ -80,10 +74,6 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except ProcessLookupError:
             pass
         shutil.rmtree(temp, ignore_errors=True)
-        if saved is None:
-            os.environ.pop("VISAGE_CACHE_DIR", None)
-        else:
-            os.environ["VISAGE_CACHE_DIR"] = saved
 
 
 def test_a_cluster_joined_through_ray_client_gives_the_local_samples(

@@ -47,14 +47,7 @@ FAST_HEALTH = {
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    import os
-
-    from visage.model.inference.tiny_random_bundle import tiny_random_folder
-
-    saved = os.environ.get("VISAGE_CACHE_DIR")
-    os.environ["VISAGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("ray-cache"))  # the nodes inherit it
-    tiny_random_folder()
+def cluster(tiny_bundle_cache: Path) -> Iterator[Cluster]:
     head_args = {"num_cpus": 1, "object_store_memory": STORE, "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args={**head_args, "_system_config": FAST_HEALTH})
     try:
@@ -63,10 +56,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         ray.shutdown()
         cluster.shutdown()
-        if saved is None:
-            os.environ.pop("VISAGE_CACHE_DIR", None)
-        else:
-            os.environ["VISAGE_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,22 +36,10 @@ CLIPS_S = (1.0, 1.3, 1.6)  # media lengths: one window each at the tiny model, a
 
 
 @pytest.fixture(scope="module")
-def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaySession]:
-    """One Ray instance for the module; its workers build nothing: the tiny bundle is made here first."""
-    from visage.model.inference.tiny_random_bundle import tiny_random_folder
-
-    cache = tmp_path_factory.mktemp("ray-cache")
-    saved = os.environ.get("VISAGE_CACHE_DIR")
-    os.environ["VISAGE_CACHE_DIR"] = str(cache)  # Ray's workers inherit it from this process
-    try:
-        tiny_random_folder()
-        with connect("local", num_cpus=2, object_store_mb=100) as session:
-            yield session
-    finally:
-        if saved is None:
-            os.environ.pop("VISAGE_CACHE_DIR", None)
-        else:
-            os.environ["VISAGE_CACHE_DIR"] = saved
+def ray_local(tiny_bundle_cache: Path) -> Iterator[RaySession]:
+    """One Ray instance for the module; its workers build nothing: the tiny bundle is made first."""
+    with connect("local", num_cpus=2, object_store_mb=100) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")
