@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from visage.bridge.fill.fill_edit import ShotStatus
 from visage.bridge.fill.manifest import MANIFEST_NAME
+from visage.bridge.fill.report import direction_cell
 
 from .batch_run import BatchReport, ClipOutcome
 
@@ -38,12 +39,6 @@ def format_batch_summary(report: BatchReport) -> str:
 
 def _row(report: BatchReport, outcome: ClipOutcome) -> tuple[str, ...]:
     start, end = outcome.media_range_s
-    if "curve" in outcome.direction:
-        direction = f"curve {outcome.direction['curve'].rsplit('/', 1)[-1]}"
-    elif report.look is not None:  # the job's yaw/pitch only stand where nothing moves (see its sidecar)
-        direction = f"look {report.look}"
-    else:
-        direction = f"yaw {outcome.direction['yaw']:g} pitch {outcome.direction['pitch']:g}"
     output = "-"
     if outcome.status in _HAS_AUDIO:
         output = outcome.wav.relative_to(report.output_dir.absolute()).as_posix()
@@ -51,7 +46,7 @@ def _row(report: BatchReport, outcome: ClipOutcome) -> tuple[str, ...]:
         str(outcome.job.line),
         _short(outcome.job.media.name),
         f"{start:.3f}-{end:.3f}",
-        direction,
+        direction_cell(outcome.direction, report.look),
         str(outcome.seed),
         outcome.status.value,
         output,

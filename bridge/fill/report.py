@@ -11,6 +11,7 @@ flag where it has one (an EDL's ``FCM``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import IO, Any
 
 from opentimelineio.opentime import RationalTime, TimeRange, to_timecode
@@ -132,7 +133,7 @@ def _row(report: FillReport, outcome: ShotOutcome) -> tuple[str, ...]:
         _short(shot.name),
         _timecodes(shot.record, report.start, report.rate, report.drop_frame),
         media,
-        _direction(outcome, report.look),
+        direction_cell(outcome.direction, report.look),
         outcome.status.value,
         outcome.wav.name if outcome.wav is not None and outcome.status in _HAS_AUDIO else "-",
     )
@@ -147,13 +148,15 @@ def _timecodes(record: TimeRange, start: RationalTime, rate: float, drop_frame: 
         return f"{begin.value:g}-{end.value:g} @{rate:g}"
 
 
-def _direction(outcome: ShotOutcome, look: str | None) -> str:
-    if "curve" in outcome.direction:
-        return f"curve {outcome.direction['curve'].rsplit('/', 1)[-1]}"
-    if look is not None:  # the shot's yaw/pitch only stand where nothing moves (see its sidecar)
+def direction_cell(direction: Mapping[str, Any], look: str | None) -> str:
+    """A summary table's direction column (fill's and batch's): the curve file, the look mode, or the
+    angles; ``direction`` is a result's key direction (``{"curve"}`` or ``{"yaw", "pitch"}``)."""
+    if "curve" in direction:
+        return f"curve {direction['curve'].rsplit('/', 1)[-1]}"
+    if look is not None:  # the yaw/pitch only stand where nothing moves (see the sidecar)
         return f"look {look}"
-    if "yaw" in outcome.direction:
-        return f"yaw {outcome.direction['yaw']:g} pitch {outcome.direction['pitch']:g}"
+    if "yaw" in direction:
+        return f"yaw {direction['yaw']:g} pitch {direction['pitch']:g}"
     return "-"
 
 
