@@ -45,6 +45,7 @@ from .shot_actor import BatchNews, Readiness, ShotEvent, ShotWorker
 
 _WAIT_S = 0.5  # the longest the driver waits without looking at the clock or a Ctrl-C
 _POLL_S = 1.0  # how long an actor holds a poll of its batch's events when there are none
+_SETTLE_S = 5.0  # how long a failed preflight waits for the other actors' checks to finish
 
 
 class ActorLost(RuntimeError):
@@ -405,10 +406,19 @@ class _Run:
             readiness: Readiness = answer
             actor.node = readiness.node
             if readiness.problems:
+                self._settle_checks()
                 raise GeneratorUnavailable(preflight_message(readiness.node.label, list(readiness.problems)))
             actor.state, actor.waiting = _State.LOADING, actor.handle.load.remote()
         else:
             actor.state, actor.waiting = _State.IDLE, None
+
+    def _settle_checks(self) -> None:
+        """Let the other placed actors finish their checks before the run stops and kills them, so that
+        none is killed between creating its probe file and removing it."""
+        import ray
+
+        checking = [a.waiting for a in self.actors if a.state is _State.CHECKING]
+        ray.wait(checking, num_returns=len(checking), timeout=_SETTLE_S)  # unplaced ones never answer
 
     def _event(self, actor: _Actor, event: ShotEvent) -> None:
         i = event.index
