@@ -13,6 +13,7 @@ Until then: ``python -m visage.bridge.cli serve|submit ...``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import logging.handlers
 import os
@@ -27,10 +28,11 @@ from .cli_arguments import (
     add_output_format_arguments,
     add_panorama_arguments,
     add_range_arguments,
+    add_ray_arguments,
     add_seed_argument,
     add_token_argument,
 )
-from .engine import EngineFactory, EngineUnavailable, resolve_engine_factory
+from .engine import Engine, EngineFactory, EngineUnavailable, resolve_engine_factory
 
 SERVE_DESCRIPTION = (
     "Run the ViSAGe daemon: load the model once, answer OSC requests (UDP and TCP/SLIP) from editors and "
@@ -98,6 +100,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest file the web page may upload",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_ray_arguments(parser)
 
 
 def _configure_logging(level: str, log_path: Path) -> list[logging.Handler]:
@@ -145,20 +148,26 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
             web_port=None if args.no_web else args.web_port,
             web_upload_limit=args.web_upload_limit,
         )
-        factory = resolve_engine_factory(args.model, engine_factory)
-    except (SettingsError, EngineUnavailable) as exc:
+        if args.ray:
+            factory = _ray_engine_factory(args)
+        else:
+            factory = resolve_engine_factory(args.model, engine_factory)
+    except (SettingsError, EngineUnavailable, ValueError) as exc:
         print(f"visage serve: {exc}", file=sys.stderr)
         return 2
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     handlers = _configure_logging(args.log_level, settings.log_path)
     try:
-        log.info("loading model %r on %s", args.model, args.device)
+        log.info("loading model %r on %s", args.model, f"Ray ({args.ray})" if args.ray else args.device)
         try:
             engine = factory(args.model, args.device)
         except Exception as exc:  # a missing checkpoint, weights not downloadable offline, ...
             log.error("cannot load model %r: %s", args.model, exc)
             print(f"visage serve: cannot load model {args.model!r}: {exc}", file=sys.stderr)
             return 2
+        if args.ray:  # --max-batch jobs per actor call: one worker batch keeps every actor busy
+            actors = getattr(engine, "actor_count", 1)
+            settings = dataclasses.replace(settings, max_batch=args.max_batch * max(1, actors))
         return Daemon(settings, engine).serve_until_stopped()
     except StateDirBusy as exc:
         log.error("%s", exc)
@@ -170,6 +179,28 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
         for handler in handlers:
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def _ray_engine_factory(args: argparse.Namespace) -> EngineFactory:
+    """``--ray``: the engine that runs the daemon's batches on a Ray cluster's actors.
+
+    Raises:
+        ValueError: options that do not go with ``--ray``, or Ray options out of range.
+    """
+    if args.model == "fake" or args.model.startswith("fake:"):
+        raise ValueError("--ray loads the model on the cluster's actors; --model fake runs only here")
+    if args.device != "auto":
+        raise ValueError("--device does not go with --ray: each actor's device follows --ray-gpus-per-actor")
+    from .cluster.ray_generator import ray_options
+
+    options = ray_options(args, batch_size=args.max_batch)
+
+    def create(model: str, device: str) -> Engine:
+        from .cluster.ray_engine import RayEngine
+
+        return RayEngine(model, options, log=lambda message: log.info("Ray: %s", message))
+
+    return create
 
 
 # -- submit --------------------------------------------------------------------------------------------

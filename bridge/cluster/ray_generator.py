@@ -24,17 +24,22 @@ import itertools
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from visage.bridge.engine import GenerateSpec
+from visage.bridge.errors import ErrorCode
 from visage.bridge.fill.generators import (
+    LOCAL_METADATA,
     FinishedCallback,
     GenerationSettings,
     GeneratorUnavailable,
-    LocalGenerator,
     ProgressCallback,
+    ShotFailed,
     ShotJob,
+    model_name,
+    shot_specs,
 )
 from visage.model.files.output_files import remove_stale_parts
 
@@ -123,6 +128,10 @@ def death_reason(error: BaseException) -> str:
     return because.group(1) + (f" ({detail.group(1)})" if detail else "")
 
 
+class FilesNotShared(GeneratorUnavailable):
+    """A node cannot read a run's media or write its outputs at the driver's paths (`preflight`)."""
+
+
 class _State(enum.Enum):
     CHECKING = "checking"  # placed or waiting for room; checking the run's files on its node
     LOADING = "loading"
@@ -137,7 +146,9 @@ class _Actor:
     state: _State
     waiting: Any  # the ObjectRef of its check, load or running batch's poll
     since: float  # when the current check was sent (placement timeout)
+    checked: SharedFiles | None = None  # the files of its latest check
     node: RayNode | None = None
+    model_id: str | None = None  # once its model has loaded
     batch: list[int] = field(default_factory=list)  # the running batch's unfinished shots
     batch_id: int = -1
 
@@ -153,10 +164,12 @@ class RayGenerator:
     `close`. Usable as a context manager.
 
     Args:
-        settings: guidance, sample rate and format of every shot.
+        settings: guidance, sample rate and format of every shot of `run` (`run_specs`' specs carry
+            their own).
         options: the cluster and the actors' sizes.
         checkpoint: what each actor loads (a repo id or folder, ``tiny-random``; None: the released one).
         log: receives one-line notes for the user (the cluster found, actors lost).
+        metadata: recorded under ``request`` in each sidecar (None: the daemon engine's default).
     """
 
     def __init__(
@@ -166,11 +179,12 @@ class RayGenerator:
         *,
         checkpoint: str | None = None,
         log: Callable[[str], None] | None = None,
+        metadata: Mapping[str, object] | None = LOCAL_METADATA,
     ) -> None:
         self.settings = settings
         self.options = options
-        self.checkpoint = checkpoint
-        self.model_id: str = LocalGenerator(settings, checkpoint=checkpoint).model_id  # as without Ray
+        self.model_id: str = model_name(checkpoint)  # as without Ray
+        self.metadata = metadata
         self._log = log or (lambda message: None)
         self._exit = contextlib.ExitStack()
         self._session: RaySession | None = None
@@ -192,12 +206,41 @@ class RayGenerator:
         return self._target
 
     def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
-        if not jobs:
+        self.run_specs(shot_specs(jobs, self.settings), progress, finished)
+
+    def run_specs(
+        self,
+        specs: Sequence[GenerateSpec],
+        progress: ProgressCallback,
+        finished: FinishedCallback,
+        cancelled: Callable[[int], bool] | None = None,
+    ) -> None:
+        """Generate the daemon engine's ``specs`` on the actors; ``finished(i, error)`` once per spec, as
+        in `run`. ``cancelled(i)`` true ends spec ``i`` with a ``cancelled`` `ShotFailed` (between
+        decoder steps when it is being generated)."""
+        if not specs:
             return
         self._open()
-        run = _Run(self, jobs, progress, finished)
+        run = _Run(self, specs, progress, finished, cancelled or (lambda i: False))
         try:
             run.generate()
+        except FilesNotShared:  # nothing was generated: the actors stay for another run (a daemon's)
+            if any(actor.state is _State.BUSY for actor in self._actors):
+                run.stop()
+                self.close()
+            raise
+        except BaseException:
+            run.stop()
+            self.close()
+            raise
+
+    def start(self) -> str:
+        """Connect and start the actors now, and wait until one has loaded the model (a daemon does this
+        before it answers anyone); returns that engine's model id. The others go on loading."""
+        self._open()
+        run = _Run(self, (), lambda i, f, s: None, lambda i, e: None, lambda i: False)
+        try:
+            return run.first_load()
         except BaseException:
             run.stop()
             self.close()
@@ -263,9 +306,9 @@ class RayGenerator:
             max_task_retries=0,
             scheduling_strategy="SPREAD",
         )
-        handle = worker.remote(self.settings, self.checkpoint, shape.device, shape.threads)
+        handle = worker.remote(self.model_id, shape.device, shape.threads, self.metadata)
         self._started += 1
-        actor = _Actor(handle, _State.CHECKING, handle.check.remote(files), time.monotonic())
+        actor = _Actor(handle, _State.CHECKING, handle.check.remote(files), time.monotonic(), files)
         self._actors.append(actor)
         return actor
 
@@ -281,23 +324,28 @@ class _Run:
     def __init__(
         self,
         owner: RayGenerator,
-        jobs: Sequence[ShotJob],
+        specs: Sequence[GenerateSpec],
         progress: ProgressCallback,
         finished: FinishedCallback,
+        cancelled: Callable[[int], bool],
     ) -> None:
         self.owner = owner
-        self.jobs = jobs
+        self.jobs = specs
         self.progress = progress
         self.finished = finished
+        self.cancelled = cancelled
+        self.told: set[int] = set()  # shots whose actor was told to cancel them
         self.files = shared_files(
-            [job.media for job in jobs] + [job.curve for job in jobs if job.curve is not None],
-            [job.output for job in jobs],
+            [spec.media for spec in specs]
+            + [spec.direction_curve for spec in specs if spec.direction_curve is not None],
+            [spec.output for spec in specs],
         )
-        self.queue: deque[int] = deque(range(len(jobs)))
+        self.queue: deque[int] = deque(range(len(specs)))
         self.solo: deque[int] = deque()  # shots whose actor died: retried alone
-        self.attempts = [0] * len(jobs)
+        self.attempts = [0] * len(specs)
         self.ended: set[int] = set()
         self.last_loss = ""
+        self.unread: deque[ShotEvent] = deque()  # events received but not yet handled (a Ctrl-C came)
 
     @property
     def actors(self) -> list[_Actor]:
@@ -309,6 +357,7 @@ class _Run:
         for actor in self.actors:  # actors of an earlier run check this run's files
             if actor.state in (_State.IDLE, _State.CHECKING):
                 actor.state, actor.waiting = _State.CHECKING, actor.handle.check.remote(self.files)
+                actor.checked = self.files
                 actor.since = time.monotonic()
         while len(self.actors) < self.owner._target:
             self.owner._spawn(self.files)
@@ -316,6 +365,7 @@ class _Run:
         # Until every shot has ended and every batch has said it is over (so that the next run finds
         # its actors idle, not finishing a batch whose shots all ended).
         while len(self.ended) < len(self.jobs) or any(a.state is _State.BUSY for a in self.actors):
+            self._cancel_asked()
             if not checked:
                 checked = self._first_checks_done()
             if checked:
@@ -332,6 +382,38 @@ class _Run:
             for waitable in ready:
                 actor = next(a for a in active if a.waiting == waitable)  # Ray Client answers copies
                 self._answer(actor)
+
+    def first_load(self) -> str:
+        """Start the planned actors and wait until one has loaded the model; its engine's model id."""
+        import ray
+
+        while len(self.actors) < self.owner._target:
+            self.owner._spawn(self.files)
+        while not (loaded := [a.model_id for a in self.actors if a.model_id and a.state is not _State.DEAD]):
+            active = [a for a in self.actors if a.state in (_State.CHECKING, _State.LOADING)]
+            if not active:
+                raise GeneratorUnavailable(self.last_loss or "no Ray actor is left to load the model")
+            if not self._usable():
+                waited = time.monotonic() - min(a.since for a in active)
+                if waited > self.owner.options.placement_timeout_s:
+                    self._no_room(waited)
+            ready, _ = ray.wait([a.waiting for a in active], num_returns=1, timeout=_WAIT_S)
+            for waitable in ready:
+                self._answer(next(a for a in active if a.waiting == waitable))
+        return loaded[0]
+
+    def _cancel_asked(self) -> None:
+        """End the queued shots the caller cancelled, and tell actors to stop the running ones."""
+        for waiting in (self.queue, self.solo):
+            for i in [i for i in waiting if self.cancelled(i)]:
+                waiting.remove(i)
+                self._end(i, ShotFailed(ErrorCode.CANCELLED.value, "cancelled"))
+        for actor in self.actors:
+            if actor.state is _State.BUSY:
+                stop = [i for i in actor.batch if i not in self.told and self.cancelled(i)]
+                if stop:
+                    self.told.update(stop)
+                    actor.handle.cancel.remote(actor.batch_id, stop)
 
     def _usable(self) -> bool:
         return any(a.state in (_State.LOADING, _State.IDLE, _State.BUSY) for a in self.actors)
@@ -385,8 +467,9 @@ class _Run:
             except Exception as exc:  # ActorDiedError, a lost node, an OOM kill
                 self._lost(actor, exc)
                 return
-            for event in news.events:
-                self._event(actor, event)
+            self.unread.extend(news.events)
+            while self.unread:
+                self._event(actor, self.unread.popleft())
             if news.over:  # every shot had its end event
                 for i in actor.batch:
                     self._end(i, RuntimeError("the actor ended its batch without this shot's result"))
@@ -407,8 +490,16 @@ class _Run:
             actor.node = readiness.node
             if readiness.problems:
                 self._settle_checks()
-                raise GeneratorUnavailable(preflight_message(readiness.node.label, list(readiness.problems)))
-            actor.state, actor.waiting = _State.LOADING, actor.handle.load.remote()
+                raise FilesNotShared(preflight_message(readiness.node.label, list(readiness.problems)))
+            if actor.model_id is None:
+                actor.state, actor.waiting = _State.LOADING, actor.handle.load.remote()
+            else:
+                actor.state, actor.waiting = _State.IDLE, None
+            return
+        actor.model_id = answer
+        if actor.checked != self.files:  # it was loading when this run began: check this run's files
+            actor.state, actor.waiting = _State.CHECKING, actor.handle.check.remote(self.files)
+            actor.checked, actor.since = self.files, time.monotonic()
         else:
             actor.state, actor.waiting = _State.IDLE, None
 
@@ -465,19 +556,21 @@ class _Run:
 
     def stop(self) -> None:
         """Interrupted: cancel the running batches, wait a little for them, then kill every actor and
-        remove the temporary files of the shots that did not end. Ended shots are left as they are."""
+        remove the temporary files of the shots that did not end. Ended shots are left as they are, and
+        shots whose files were completed meanwhile end as finished (`_record_finished`)."""
         import ray
 
         busy = [a for a in self.actors if a.state is _State.BUSY]
         try:
+            self._record_finished(self.unread)
             for actor in busy:
-                actor.handle.cancel.remote()
+                actor.handle.cancel.remote(actor.batch_id)
             deadline = time.monotonic() + self.owner.options.cancel_grace_s
             while busy and time.monotonic() < deadline:
                 ready, _ = ray.wait([a.waiting for a in busy], num_returns=1, timeout=_WAIT_S)
                 for waitable in ready:
                     actor = next(a for a in busy if a.waiting == waitable)
-                    if not _drain_one(ray, actor):
+                    if not _drain_one(ray, actor, self._record_finished):
                         busy.remove(actor)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             pass
@@ -485,29 +578,40 @@ class _Run:
             for actor in self.actors:
                 _kill(ray, actor)
             for actor in busy:  # killed mid-batch: wait until it is gone before removing its files
-                _await_death(ray, actor)
+                _await_death(ray, actor, self._record_finished)
             for i in range(len(self.jobs)):
                 if i not in self.ended:
                     remove_stale_parts(self.jobs[i].output)
 
+    def _record_finished(self, events: Iterable[ShotEvent]) -> None:
+        """While stopping: end the shots whose file an actor completed, so that they are recorded (and
+        ``--resume`` does not make them again); the cancelled ones stay unended."""
+        for event in events:
+            if event.ended and event.error is None:
+                self._end(event.index, None)
 
-def _drain_one(ray: Any, actor: _Actor) -> bool:
-    """Take one answer of a cancelled batch's polls; False once the batch is over (or its actor gone)."""
+
+def _drain_one(ray: Any, actor: _Actor, record: Callable[[Iterable[ShotEvent]], None]) -> bool:
+    """Take one answer of a cancelled batch's polls, passing its events to ``record``; False once the
+    batch is over (or its actor gone)."""
     try:
         news: BatchNews = ray.get(actor.waiting)
     except Exception:
         return False
+    record(news.events)
     if news.over:
         return False
     actor.waiting = actor.handle.poll.remote(actor.batch_id, _POLL_S)
     return True
 
 
-def _await_death(ray: Any, actor: _Actor, timeout_s: float = 10.0) -> None:
+def _await_death(
+    ray: Any, actor: _Actor, record: Callable[[Iterable[ShotEvent]], None], timeout_s: float = 10.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         ready, _ = ray.wait([actor.waiting], num_returns=1, timeout=_WAIT_S)
-        if ready and not _drain_one(ray, actor):
+        if ready and not _drain_one(ray, actor, record):
             return
 
 

@@ -1,11 +1,12 @@
-"""What runs inside one Ray actor: a model loaded once, and batches of shots reported back as events.
+"""What runs inside one Ray actor: a model loaded once, and batches of engine specs reported back as events.
 
 `ShotWorker` is a plain class; `ray_generator` makes it a Ray actor that runs its calls on several
 threads, so that `poll` and `cancel` reach it while a batch generates. `start` begins a batch on a
 thread; the driver long-polls its events (`poll` answers as soon as there are some), so a shot is
 recorded the moment its file is complete, not when the whole batch ends. Polling rather than a Ray
-streaming generator because those do not work through Ray Client (``ray://``). The batch's jobs share
-the engine's batched windows, as in ``visage fill`` without Ray (`LocalGenerator`).
+streaming generator because those do not work through Ray Client (``ray://``). A batch is one call of
+the daemon's engine (its specs share batched windows), as in ``visage fill`` without Ray (`LocalGenerator`)
+or in ``visage serve``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from visage.bridge.fill.generators import GenerationSettings, LocalGenerator, ShotFailed, ShotJob
+from visage.bridge.engine import Engine, GenerateSpec
+from visage.bridge.fill.generators import ShotFailed, load_engine, run_specs
 from visage.model.files.output_files import remove_stale_parts
 
 from .preflight import SharedFiles, check_shared_files
@@ -60,19 +62,25 @@ class ShotWorker:
     """One actor's model and its batches.
 
     Args:
-        settings: guidance, sample rate and format of every shot.
-        checkpoint: what `LocalGenerator` loads (``tiny-random`` for the offline test models).
+        model: what the engine factory loads (a repo id or folder; ``tiny-random`` for the test models).
         device: torch device; a GPU actor sees only its own GPUs, so ``cuda`` is its GPU.
         threads: torch intra-op threads (the CPUs the actor holds); None keeps torch's default.
+        metadata: recorded under ``request`` in each sidecar (None: the daemon engine's default).
     """
 
     def __init__(
-        self, settings: GenerationSettings, checkpoint: str | None, device: str, threads: int | None
+        self, model: str, device: str, threads: int | None, metadata: Mapping[str, object] | None
     ) -> None:
-        self._generator = LocalGenerator(settings, checkpoint=checkpoint, device=device)
+        self._model = model
+        self._device = device
         self._threads = threads
-        self._cancel = threading.Event()
+        self._metadata = metadata
+        self._engine: Engine | None = None
         self._batch: _Batch | None = None
+        # Batch id -> the driver indices told to stop (None: all). Kept apart from the batch itself
+        # because the actor runs calls on several threads: a cancel may arrive before its batch's start.
+        self._cancelled: dict[int, set[int] | None] = {}
+        self._lock = threading.Lock()
 
     def check(self, files: SharedFiles) -> Readiness:
         """This node, and which of ``files`` it cannot read or write (`preflight`)."""
@@ -91,18 +99,36 @@ class ShotWorker:
         from visage.model.environment import quiet_libraries
 
         quiet_libraries()
-        return self._generator.engine().model_id
+        if self._engine is None:
+            self._engine = load_engine(self._model, self._device, self._metadata)
+        return self._engine.model_id
 
-    def cancel(self) -> None:
-        """Stop the running batch between decoder steps; its unfinished shots end ``cancelled``."""
-        self._cancel.set()
+    def cancel(self, batch_id: int, indices: Sequence[int] | None = None) -> None:
+        """Stop shots ``indices`` (driver indices; None: all) of batch ``batch_id`` between decoder steps;
+        they end ``cancelled``."""
+        with self._lock:
+            if indices is None:
+                self._cancelled[batch_id] = None
+            elif (told := self._cancelled.setdefault(batch_id, set())) is not None:
+                told.update(indices)
 
-    def start(self, batch_id: int, batch: Sequence[tuple[int, ShotJob]]) -> None:
-        """Start generating ``batch`` ((driver index, job) pairs) together, on a thread of its own; `poll`
-        follows it. Every job ends with exactly one ``ended`` event. Temporary files an interrupted earlier
-        attempt left next to an output (a killed actor's) are removed first."""
-        for _, job in batch:
-            remove_stale_parts(job.output)
+    def _is_cancelled(self, batch_id: int, index: int) -> bool:
+        with self._lock:
+            if batch_id not in self._cancelled:
+                return False
+            told = self._cancelled[batch_id]
+            return told is None or index in told
+
+    def start(self, batch_id: int, batch: Sequence[tuple[int, GenerateSpec]]) -> None:
+        """Start generating ``batch`` ((driver index, spec) pairs) together, on a thread of its own; `poll`
+        follows it. Every spec ends with exactly one ``ended`` event. Temporary files an interrupted
+        earlier attempt left next to an output (a killed actor's) are removed first."""
+        engine = self._engine
+        assert engine is not None, "load before start"
+        for _, spec in batch:
+            remove_stale_parts(spec.output)
+        with self._lock:  # the driver numbers batches in order: older ones are over
+            self._cancelled = {b: told for b, told in self._cancelled.items() if b >= batch_id}
         running = _Batch(batch_id, queue.Queue())
         last_sent: dict[int, tuple[str, float]] = {}
         ended: set[int] = set()
@@ -122,8 +148,12 @@ class ShotWorker:
 
         def work() -> None:
             try:
-                self._generator.run(
-                    [job for _, job in batch], progress, finished, cancelled=lambda i: self._cancel.is_set()
+                run_specs(
+                    engine,
+                    [spec for _, spec in batch],
+                    progress,
+                    finished,
+                    cancelled=lambda i: self._is_cancelled(batch_id, batch[i][0]),
                 )
             except Exception as exc:  # the engine broke its contract: the shots it left end with this
                 for i in range(len(batch)):

@@ -10,7 +10,7 @@ refused and recorded alike either way. Only `LocalGenerator` imports torch, and 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -86,7 +86,8 @@ class ShotGenerator(Protocol):
         ...  # pragma: no cover
 
 
-_LOCAL_METADATA = {"visage_fill": True}  # recorded under "request" in each sidecar made in this process
+# Recorded under "request" in each sidecar a run makes without a daemon (here or on Ray actors).
+LOCAL_METADATA: Mapping[str, object] = {"visage_fill": True}
 
 
 def engine_options(settings: GenerationSettings) -> dict[str, object]:
@@ -101,6 +102,65 @@ def engine_options(settings: GenerationSettings) -> dict[str, object]:
     if settings.look is not None:
         extra["look"] = settings.look
     return extra
+
+
+def shot_specs(jobs: Sequence[ShotJob], settings: GenerationSettings) -> list[GenerateSpec]:
+    """The engine's specs for ``jobs``, each with the run's settings (as a daemon would receive them)."""
+    extra = engine_options(settings)
+    return [
+        GenerateSpec(
+            media=job.media,
+            start=job.start_s,
+            end=job.end_s,
+            yaw=job.yaw_deg,
+            pitch=job.pitch_deg,
+            direction_curve=job.curve,
+            guidance=settings.guidance_scale,
+            seed=job.seed,
+            sample_rate=settings.sample_rate,
+            output=job.output,  # replaced if there: its name is the shot's key (same key, same audio)
+            extra=extra,
+        )
+        for job in jobs
+    ]
+
+
+def load_engine(model_id: str, device: str, metadata: Mapping[str, object] | None) -> Engine:
+    """The daemon's engine for ``model_id`` in this process (``metadata``: see `VisageEngine`).
+
+    Raises:
+        GeneratorUnavailable: loading failed; the message says why.
+    """
+    from visage.model.inference.daemon_engine import create_engine
+
+    try:
+        return create_engine(model_id, device, metadata=metadata)
+    except Exception as exc:  # weights, network, device: one line for the user
+        raise GeneratorUnavailable(f"cannot load {model_id}: {exc}") from exc
+
+
+def run_specs(
+    engine: Engine,
+    specs: Sequence[GenerateSpec],
+    progress: ProgressCallback,
+    finished: FinishedCallback,
+    cancelled: Callable[[int], bool],
+) -> None:
+    """Run ``specs`` as one engine batch, calling ``finished(i, error)`` once per spec: as soon as its
+    file is in place (the pipeline reports "write" 1.0 then), or with its outcome's `ShotFailed`."""
+    reported: set[int] = set()
+
+    def on_progress(i: int, fraction: float, stage: str) -> None:
+        progress(i, fraction, stage)
+        if stage == "write" and fraction >= 1.0 and i not in reported:
+            reported.add(i)
+            finished(i, None)
+
+    outcomes = engine.run_batch(specs, on_progress, cancelled)
+    for i, outcome in enumerate(outcomes):
+        if i not in reported:
+            error = None if isinstance(outcome, JobDone) else ShotFailed(outcome.code, outcome.message)
+            finished(i, error)
 
 
 class LocalGenerator:
@@ -123,18 +183,14 @@ class LocalGenerator:
         device: str = "auto",
         pipeline: VideoToAmbisonics | None = None,
     ) -> None:
-        if pipeline is None and checkpoint is None:
-            from visage.model.network.checkpoint import DEFAULT_REPO_ID
-
-            checkpoint = DEFAULT_REPO_ID
         self.settings = settings
         self.device = device
-        self.model_id: str = pipeline.checkpoint if pipeline is not None else str(checkpoint)
+        self.model_id: str = pipeline.checkpoint if pipeline is not None else model_name(checkpoint)
         self._engine: Engine | None = None
         if pipeline is not None:
             from visage.model.inference.daemon_engine import VisageEngine
 
-            self._engine = VisageEngine(pipeline, self.model_id, metadata=_LOCAL_METADATA)
+            self._engine = VisageEngine(pipeline, self.model_id, metadata=LOCAL_METADATA)
 
     def engine(self) -> Engine:
         """The loaded engine (loads it on first use).
@@ -143,55 +199,20 @@ class LocalGenerator:
             GeneratorUnavailable: loading failed; the message says why.
         """
         if self._engine is None:
-            from visage.model.inference.daemon_engine import create_engine
-
-            try:
-                self._engine = create_engine(self.model_id, self.device, metadata=_LOCAL_METADATA)
-            except Exception as exc:  # weights, network, device: one line for the user
-                raise GeneratorUnavailable(f"cannot load {self.model_id}: {exc}") from exc
+            self._engine = load_engine(self.model_id, self.device, LOCAL_METADATA)
         return self._engine
 
-    def run(
-        self,
-        jobs: Sequence[ShotJob],
-        progress: ProgressCallback,
-        finished: FinishedCallback,
-        *,
-        cancelled: Callable[[int], bool] | None = None,
-    ) -> None:
-        """As `ShotGenerator.run`; ``cancelled(i)`` (checked between decoder steps) stops job ``i``, which
-        then ends with a ``cancelled`` `ShotFailed` and writes nothing (a Ray actor told to stop)."""
-        engine = self.engine()
-        extra = engine_options(self.settings)
-        specs = [
-            GenerateSpec(
-                media=job.media,
-                start=job.start_s,
-                end=job.end_s,
-                yaw=job.yaw_deg,
-                pitch=job.pitch_deg,
-                direction_curve=job.curve,
-                guidance=self.settings.guidance_scale,
-                seed=job.seed,
-                sample_rate=self.settings.sample_rate,
-                output=job.output,  # replaced if there: its name is the shot's key (same key, same audio)
-                extra=extra,
-            )
-            for job in jobs
-        ]
-        reported: set[int] = set()
+    def run(self, jobs: Sequence[ShotJob], progress: ProgressCallback, finished: FinishedCallback) -> None:
+        run_specs(self.engine(), shot_specs(jobs, self.settings), progress, finished, lambda i: False)
 
-        def on_progress(i: int, fraction: float, stage: str) -> None:
-            progress(i, fraction, stage)
-            if stage == "write" and fraction >= 1.0 and i not in reported:
-                reported.add(i)  # the pipeline reports "write" 1.0 once the file is in place
-                finished(i, None)
 
-        outcomes = engine.run_batch(specs, on_progress, cancelled or (lambda i: False))
-        for i, outcome in enumerate(outcomes):
-            if i not in reported:
-                error = None if isinstance(outcome, JobDone) else ShotFailed(outcome.code, outcome.message)
-                finished(i, error)
+def model_name(checkpoint: str | None) -> str:
+    """The model a run names in its keys and records: ``checkpoint``, or the released one for None."""
+    if checkpoint is None:
+        from visage.model.network.checkpoint import DEFAULT_REPO_ID
+
+        return DEFAULT_REPO_ID
+    return checkpoint
 
 
 @runtime_checkable

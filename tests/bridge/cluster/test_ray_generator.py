@@ -143,8 +143,10 @@ def test_a_node_that_cannot_see_the_files_stops_the_run_before_any_shot(
     jobs[1] = ShotJob(missing, 0.0, 1.0, 0.0, 0.0, None, 1, jobs[1].output)
     jobs.append(ShotJob(clips[0], 0.0, 1.0, 0.0, 0.0, None, 1, tmp_path / "no-such-folder" / "x.wav"))
     ended: list[int] = []
-    generator = RayGenerator(SETTINGS, RayOptions("local"), checkpoint="tiny-random")
-    with pytest.raises(GeneratorUnavailable) as error:
+    with (
+        RayGenerator(SETTINGS, RayOptions("local"), checkpoint="tiny-random") as generator,
+        pytest.raises(GeneratorUnavailable) as error,
+    ):
         generator.run(jobs, lambda i, f, s: None, lambda i, e: ended.append(i))
     import ray
 
@@ -154,3 +156,25 @@ def test_a_node_that_cannot_see_the_files_stops_the_run_before_any_shot(
     assert f"{missing}: not found" in message
     assert f"{tmp_path / 'no-such-folder'}: output folder not found" in message
     assert ended == [] and list((tmp_path / "out").iterdir()) == []  # nothing was generated
+
+
+def test_a_shot_written_while_ctrl_c_stops_the_run_is_still_reported_finished(
+    ray_local: RaySession, clips: list[Path], tmp_path: Path
+) -> None:
+    """Ctrl-C the moment the first file of a batch is in place: that shot's end (in the same answer as
+    its progress, or in the next) still reaches ``finished``, so fill records it and ``--resume`` keeps
+    it. The batch's other shots are written or cancelled, depending on when the cancel lands; either
+    way a file on disk is a shot reported finished, and nothing else is left."""
+    jobs = _jobs(clips, tmp_path / "out")
+    ended: dict[int, Exception | None] = {}
+
+    def progress(i: int, fraction: float, stage: str) -> None:
+        if stage == "write":
+            raise KeyboardInterrupt
+
+    options = RayOptions("local", max_actors=1, batch_size=len(jobs))
+    with pytest.raises(KeyboardInterrupt):
+        RayGenerator(SETTINGS, options, checkpoint="tiny-random").run(jobs, progress, ended.__setitem__)
+    assert len(ended) >= 1 and all(error is None for error in ended.values())
+    finished = {jobs[i].output.name for i in ended}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == finished | {f"{name}.json" for name in finished}
