@@ -117,6 +117,29 @@ def test_a_job_cancelled_while_queued_ends_alone_and_writes_nothing(
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("1.", ".1."))]
 
 
+def test_a_job_cancelled_while_it_generates_stops_on_its_actor(
+    ray_engine: RayEngine, video: Path, tmp_path: Path
+) -> None:
+    """Cancelled once its actor reports it generating: a long clip (many windows, one round each) so
+    that the cancel lands long before its last decoder step; the other job of the batch is made."""
+    (tmp_path / "media").mkdir()
+    long = make_test_video(tmp_path / "media" / "long.mp4", duration=20.0, size=(64, 48), seed=5).path
+    specs = [
+        _spec(video, tmp_path / "short.wav"),
+        GenerateSpec(long, 0.0, 19.5, 0.0, 0.0, None, 2.5, 1, 48000, tmp_path / "long.wav", {}),
+    ]
+    generating: set[int] = set()
+
+    def progress(i: int, fraction: float, stage: str) -> None:
+        if stage == "generate":
+            generating.add(i)
+
+    outcomes = ray_engine.run_batch(specs, progress, lambda i: i == 1 and i in generating)
+    assert 1 in generating and outcomes[1] == JobFailed("cancelled", "cancelled")
+    assert isinstance(outcomes[0], JobDone)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("long.", ".long."))]
+
+
 def test_an_actor_stops_the_shots_it_is_told_to_and_only_those(
     tiny_bundle_cache: Path, video: Path, tmp_path: Path
 ) -> None:
