@@ -254,6 +254,7 @@ class RayGenerator:
             for actor in self._actors:
                 _kill(ray, actor)
         self._actors = []
+        self._started = 0  # a later run connects again and starts its actors afresh (a daemon's next batch)
         self._session = None
         self._exit.close()
 
