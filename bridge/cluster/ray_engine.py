@@ -24,7 +24,7 @@ from visage.bridge.engine import (
 from visage.bridge.fill.generators import GenerationSettings, GeneratorUnavailable, ShotFailed
 from visage.model.files.result_files import sidecar_path
 
-from .ray_generator import RayGenerator, RayOptions
+from .ray_generator import FilesNotShared, RayGenerator, RayOptions
 
 
 class RayEngine:
@@ -62,8 +62,27 @@ class RayEngine:
     ) -> list[JobOutcome]:
         """One outcome per spec, in order; a cluster that cannot run the batch fails its jobs with why."""
         outcomes: list[JobOutcome | None] = [None] * len(specs)
+        self._run_part(specs, list(range(len(specs))), outcomes, progress, cancelled)
+        return [o if o is not None else JobFailed("engine_error", "no outcome from Ray") for o in outcomes]
 
-        def finished(i: int, error: Exception | None) -> None:
+    def _run_part(
+        self,
+        specs: Sequence[GenerateSpec],
+        part: list[int],
+        outcomes: list[JobOutcome | None],
+        progress: ProgressCallback,
+        cancelled: CancelledCallback,
+    ) -> None:
+        """Run ``specs[i]`` for ``i`` in ``part``, filling their ``outcomes``.
+
+        The daemon's batch mixes unrelated jobs: when a node cannot see the files of some of them (a
+        media file or output folder removed since its job was accepted, or a job of a folder only the
+        daemon's machine sees), the part is split in two and each half checked and run again, so that
+        only the jobs whose files are missing fail, each with its own files named.
+        """
+
+        def finished(j: int, error: Exception | None) -> None:
+            i = part[j]
             if error is None:
                 outcomes[i] = JobDone(specs[i].output, sidecar_path(specs[i].output))
             elif isinstance(error, ShotFailed):
@@ -72,12 +91,24 @@ class RayEngine:
                 outcomes[i] = JobFailed("engine_error", str(error))
 
         try:
-            self._generator.run_specs(specs, progress, finished, cancelled)
+            self._generator.run_specs(
+                [specs[i] for i in part],
+                lambda j, fraction, stage: progress(part[j], fraction, stage),
+                finished,
+                lambda j: cancelled(part[j]),
+            )
+        except FilesNotShared as exc:
+            left = [i for i in part if outcomes[i] is None]
+            if len(left) > 1:
+                half = len(left) // 2
+                self._run_part(specs, left[:half], outcomes, progress, cancelled)
+                self._run_part(specs, left[half:], outcomes, progress, cancelled)
+            elif left:
+                outcomes[left[0]] = JobFailed("engine_error", f"Ray: {exc}")
         except GeneratorUnavailable as exc:  # the next batch connects and starts actors again
-            for i, outcome in enumerate(outcomes):
-                if outcome is None:
+            for i in part:
+                if outcomes[i] is None:
                     outcomes[i] = JobFailed("engine_error", f"Ray: {exc}")
-        return [o if o is not None else JobFailed("engine_error", "no outcome from Ray") for o in outcomes]
 
     def close(self) -> None:
         """Stop the actors and leave the cluster."""

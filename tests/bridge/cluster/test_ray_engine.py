@@ -173,6 +173,24 @@ def test_a_batch_a_node_cannot_see_fails_naming_the_node_and_the_next_runs(
     assert isinstance(after[0], JobDone)
 
 
+def test_a_job_whose_files_a_node_cannot_see_fails_alone_in_its_batch(
+    ray_engine: RayEngine, video: Path, tmp_path: Path
+) -> None:
+    """A daemon's batch mixes unrelated jobs: one whose output folder was removed after it was accepted
+    (or whose media only the daemon's machine sees) fails, the others of its batch are made."""
+    gone = tmp_path / "removed-since" / "b.wav"
+    specs = [
+        _spec(video, tmp_path / "a.wav", seed=1),
+        _spec(video, gone, seed=2),
+        _spec(video, tmp_path / "c.wav", seed=3),
+    ]
+    outcomes = ray_engine.run_batch(specs, lambda *a: None, lambda i: False)
+    assert isinstance(outcomes[0], JobDone) and isinstance(outcomes[2], JobDone)
+    assert isinstance(outcomes[1], JobFailed) and outcomes[1].code == "engine_error"
+    assert f"{gone.parent}: output folder not found" in outcomes[1].message
+    assert (tmp_path / "a.wav").is_file() and (tmp_path / "c.wav").is_file()
+
+
 def _serve_args(*extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)
