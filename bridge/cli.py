@@ -162,8 +162,13 @@ def run_serve(args: argparse.Namespace, engine_factory: EngineFactory | None = N
         try:
             engine = factory(args.model, args.device)
         except Exception as exc:  # a missing checkpoint, weights not downloadable offline, ...
-            log.error("cannot load model %r: %s", args.model, exc)
-            print(f"visage serve: cannot load model {args.model!r}: {exc}", file=sys.stderr)
+            what = (
+                f"start on Ray ({args.ray}) with model {args.model!r}"
+                if args.ray
+                else f"load model {args.model!r}"
+            )
+            log.error("cannot %s: %s", what, exc)
+            print(f"visage serve: cannot {what}: {exc}", file=sys.stderr)
             return 2
         if args.ray:  # --max-batch jobs per actor call: one worker batch keeps every actor busy
             actors = getattr(engine, "actor_count", 1)

@@ -291,7 +291,13 @@ class RayGenerator:
                 f"no node of the Ray cluster has room for one actor ({needs}): {self._session.describe()}"
             )
         kind = f"{self._shape.gpus:g} GPU" if self._shape.gpus > 0 else f"{self._shape.cpus:g} CPU"
-        self._log(f"{self._session.describe()}; {self._target} actor(s) of {kind} each")
+        asked = options.max_actors
+        fewer = (
+            f" ({asked} asked for; the cluster holds {self._target})"
+            if asked and asked > self._target
+            else ""
+        )
+        self._log(f"{self._session.describe()}; {self._target} actor(s) of {kind} each{fewer}")
 
     def _spawn(self, files: SharedFiles) -> _Actor:
         import ray

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
@@ -211,6 +213,19 @@ def test_serve_refuses_what_does_not_go_with_ray_before_starting_it(
 ) -> None:
     args = _serve_args("--ray", "local", "--state-dir", str(tmp_path), *extra)
     assert run_serve(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("visage serve: ") and says in err
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("visage serve: ")]
+    assert len(said) == 1 and says in said[0]
     assert not (tmp_path / "daemon.json").exists()
+
+
+def test_serve_on_a_cluster_that_does_not_answer_says_so_at_once(tmp_path: Path) -> None:
+    """In a process of its own: this module's process is already connected to its Ray instance."""
+    command = [sys.executable, "-m", "visage.model.cli", "serve", "--ray", "127.0.0.1:1"]
+    command += ["--state-dir", str(tmp_path), "--model", "tiny-random", "--no-zeroconf"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    said = [line for line in done.stderr.splitlines() if line.startswith("visage serve: ")]
+    assert said == [
+        "visage serve: cannot start on Ray (127.0.0.1:1) with model 'tiny-random': "
+        "--ray: no Ray cluster answered at 127.0.0.1:1: Connection refused"
+    ]

@@ -117,8 +117,9 @@ def test_fill_on_ray_records_every_shot_and_resume_redoes_nothing(
 ) -> None:
     edit = _edit(clips, tmp_path / "cut.otio")
     common = ["--model", "tiny-random", "--ray", "local", "--daemon", "none", "--no-progress", "--jobs", "2"]
-    assert run_fill(_fill_args(str(edit), "-o", str(tmp_path / "out.otio"), *common)) == 0
-    assert "2 actor(s) of 1 CPU each" in capsys.readouterr().err
+    first = [*common, "--ray-actors", "5"]
+    assert run_fill(_fill_args(str(edit), "-o", str(tmp_path / "out.otio"), *first)) == 0
+    assert "2 actor(s) of 1 CPU each (5 asked for; the cluster holds 2)" in capsys.readouterr().err
     results = tmp_path / "out.ambix"
     manifest = json.loads((results / MANIFEST_NAME).read_text())
     recorded = {entry["file"] for entry in manifest["results"].values()}
