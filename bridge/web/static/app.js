@@ -2,7 +2,7 @@
 
 import { ApiError, getJson, mediaUrl, openSession, postJson, postText, storeToken, storedToken, upload } from "./api.js";
 import { directionDial } from "./direction_dial.js";
-import { basename, clampPitch, directionWords, fileSize, seconds, typedPath, wrapYaw } from "./format.js";
+import { basename, clampPitch, directionWords, fileSize, parseDecimal, seconds, typedPath, wrapYaw } from "./format.js";
 import { queueView } from "./queue_view.js";
 import { resultView } from "./result_view.js";
 
@@ -238,9 +238,8 @@ async function openMedia() {
     state.duration = Number(probe.duration_s) || null;
     info.textContent = `${basename(path)}: ${seconds(probe.duration_s)}, ${probe.width}×${probe.height}, ${Math.round(probe.fps * 100) / 100} fps`;
     showPreview(mediaUrl(path));
-    $("start-s").max = String(state.duration ?? "");
-    $("end-s").max = String(state.duration ?? "");
-    if (state.duration && ($("end-s").value === "" || Number($("end-s").value) > state.duration)) {
+    const end = parseDecimal($("end-s").value);
+    if (state.duration && (end === null || end > state.duration)) {
       $("end-s").value = String(Math.min(state.duration, 10));
     }
     $("range-info").textContent = `Scrub the preview, then set in and out (the video lasts ${seconds(state.duration)}).`;
@@ -331,8 +330,8 @@ $("set-out").addEventListener("click", () => {
 for (const id of ["start-s", "end-s"]) {
   // typing a time scrubs the preview to it
   $(id).addEventListener("change", () => {
-    const t = Number($(id).value);
-    if ($(id).value !== "" && Number.isFinite(t) && $("media-preview").getAttribute("src")) $("media-preview").currentTime = t;
+    const t = parseDecimal($(id).value);
+    if (t !== null && Number.isFinite(t) && $("media-preview").getAttribute("src")) $("media-preview").currentTime = t;
   });
 }
 
@@ -350,8 +349,8 @@ const dial = directionDial($("yaw-dial"), $("pitch-dial"), (yaw, pitch) => {
 
 for (const id of ["yaw-deg", "pitch-deg"]) {
   $(id).addEventListener("input", () => {
-    const yaw = Number($("yaw-deg").value) || 0;
-    const pitch = Number($("pitch-deg").value) || 0;
+    const yaw = parseDecimal($("yaw-deg").value) || 0;
+    const pitch = parseDecimal($("pitch-deg").value) || 0;
     dial.set(yaw, pitch);
     showDirection(yaw, pitch);
   });
@@ -389,7 +388,7 @@ $("curve-clear").addEventListener("click", () => {
 
 // ---------------------------------------------------------------- submit
 
-// Number fields by what the user calls them: a field whose text is no number has an empty value.
+// Number fields by what the user calls them (text fields: see parseDecimal).
 const NUMBER_FIELDS = {
   "start-s": "The start",
   "end-s": "The end",
@@ -402,29 +401,26 @@ const NUMBER_FIELDS = {
 /** The request body, or a [field, message] pair naming what is wrong. */
 function jobRequest() {
   for (const [id, name] of Object.entries(NUMBER_FIELDS)) {
-    // "1e" or "--1" reads as an empty field, which would mean "0" or "to the end": say so instead
-    if ($(id).validity.badInput) return [[id, `${name} is not a number: type digits, with a dot for decimals.`]];
+    // "1e", "--1" or "1,234.5" is refused rather than read as something the user did not mean
+    if (Number.isNaN(parseDecimal($(id).value))) return [[id, `${name} is not a number: type digits, with a dot or a comma for decimals.`]];
   }
   const media = typedPath($("media-path").value);
   if (!media) return [["media-path", "Choose a video first: type its path or drop a file."]];
-  const start = Number($("start-s").value || 0);
-  const endText = $("end-s").value.trim();
-  const end = endText === "" ? null : Number(endText);
+  const start = parseDecimal($("start-s").value) ?? 0;
+  const end = parseDecimal($("end-s").value);
   if (!Number.isFinite(start) || start < 0) return [["start-s", "The start must be a number of seconds, 0 or more."]];
   if (end !== null && !Number.isFinite(end)) return [["end-s", "The end must be a number of seconds, or empty for the whole video."]];
   if (end !== null && end <= start) return [["end-s", `The end (${end} s) must come after the start (${start} s).`]];
   if (state.duration && start >= state.duration) return [["start-s", `The start must be before the end of the video (${seconds(state.duration)}).`]];
   if (state.duration && end !== null && end > state.duration + 0.05) return [["end-s", `The end (${end} s) is after the end of the video (${seconds(state.duration)}); leave it empty for the whole video.`]];
-  const yaw = Number($("yaw-deg").value || 0);
-  const pitch = Number($("pitch-deg").value || 0);
+  const yaw = parseDecimal($("yaw-deg").value) ?? 0;
+  const pitch = parseDecimal($("pitch-deg").value) ?? 0;
   if (!Number.isFinite(yaw) || Math.abs(yaw) > 360) return [["yaw-deg", "Yaw must be between -360° and 360°."]];
   if (!Number.isFinite(pitch) || Math.abs(pitch) > 90) return [["pitch-deg", "Pitch must be between -90° and 90°."]];
-  const seedText = $("seed").value.trim();
-  const seed = seedText === "" ? null : Number(seedText);
+  const seed = parseDecimal($("seed").value);
   if (seed !== null && !(Number.isInteger(seed) && seed >= 0)) return [["seed", "The seed must be a whole number, 0 or more, or empty for a random one."]];
   const defaults = state.session?.defaults || {};
-  const scaleText = $("guidance-scale").value.trim();
-  const scale = scaleText === "" ? null : Number(scaleText);
+  const scale = parseDecimal($("guidance-scale").value);
   if (scale !== null && !Number.isFinite(scale)) return [["guidance-scale", "The guidance scale must be a number."]];
   const mode = $("guidance-mode").value;
   return [

@@ -27,6 +27,18 @@ export function directionWords(yaw, pitch) {
   return `${side}, ${pitch > 0 ? "up" : "down"} ${Math.abs(Math.round(pitch))}°`;
 }
 
+/**
+ * A number typed by a person: null when the field is empty, NaN when the text is no plain number.
+ * The decimal mark may be a dot or a comma ("1,5" is 1.5, as many editors type it; a browser's number
+ * field would read it as 15); grouping marks, exponents and anything else are refused.
+ */
+export function parseDecimal(text) {
+  const trimmed = String(text).trim();
+  if (trimmed === "") return null;
+  if (!/^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)$/.test(trimmed)) return NaN;
+  return Number(trimmed.replace(",", "."));
+}
+
 export function seconds(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "";
   return `${Number(value).toFixed(value < 10 ? 2 : 1).replace(/\.?0+$/, "")} s`;

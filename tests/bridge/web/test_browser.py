@@ -354,6 +354,7 @@ def test_form_mistakes_are_named_before_anything_is_sent(tmp_path: Path) -> None
 
         assert refused("#start-s", "1e").startswith("The start is not a number")
         assert refused("#end-s", "--1").startswith("The end is not a number")
+        assert refused("#start-s", "1,234.5").startswith("The start is not a number")  # not 1234.5
         element(driver, "#advanced summary").click()
         assert "0 or more" in refused("#seed", "-5")
         assert len(daemon_jobs(driver)) == sent
@@ -364,6 +365,34 @@ def test_form_mistakes_are_named_before_anything_is_sent(tmp_path: Path) -> None
         shown = re.search(r"is ([0-9.]+) kB", said)
         assert "up to 1 kB" in said and shown is not None, said
         assert float(shown[1]) == pytest.approx(os.path.getsize(clip) / 1000, abs=0.5), said
+
+
+def test_a_comma_is_a_decimal_mark_in_every_number_field(tmp_path: Path) -> None:
+    """Many editors type "1,5" for one and a half; a browser's number field reads it as 15 (Chromium,
+    English locale), so the page reads its fields itself: the job gets 1.5 s, not 15 s."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    clip = make_test_video(allowed / "clip.mp4", duration=VIDEO_S, size=(160, 120)).path
+    settings = fake_settings(tmp_path, allow_dirs=(allowed,), web_port=0)
+    with Daemon(settings, fast_engine()) as daemon, chromium() as driver:
+        open_page(driver, str(daemon.web_url))
+        open_video(driver, Path(clip))
+        wait_until(lambda: "2 s" in element(driver, "#media-info").text, what="no duration shown")
+        element(driver, "#advanced summary").click()
+        for field, text in (
+            ("#start-s", "0,5"),
+            ("#end-s", "1,5"),
+            ("#yaw-deg", "-12,5"),
+            ("#pitch-deg", "7,5"),
+        ):
+            element(driver, field).clear()
+            element(driver, field).send_keys(text)
+        element(driver, "#guidance-scale").clear()
+        element(driver, "#guidance-scale").send_keys("3,5")
+        job_id = submit(driver)
+        job = next(j for j in daemon_jobs(driver) if j["id"] == job_id)
+        assert (job["start_s"], job["end_s"], job["yaw_deg"], job["pitch_deg"]) == (0.5, 1.5, -12.5, 7.5)
+        assert daemon.queue.get(job_id).spec.guidance == 3.5
 
 
 def test_a_moving_camera_without_preview_is_described_as_it_was_asked(
