@@ -27,6 +27,7 @@ MAX_PATH_BYTES = 1024  # UTF-8 bytes of a path argument; keeps `done` (two paths
 MAX_OPTIONS_JSON_BYTES = 4096
 MAX_JOB_ID_CHARS = 64
 MAX_GROUP_CHARS = 200  # option `group` (a run's id) and `group_label`, characters each
+MAX_SEED = 2**63 - 1  # the largest seed a request may carry (a signed 64-bit integer)
 MAX_ERROR_MESSAGE_CHARS = 400  # error replies are truncated to this
 MAX_PENDING_JOBS = 10_000  # accepted + queued + running; beyond it `generate` gets `queue_full`
 MIN_TOKEN_CHARS = 16

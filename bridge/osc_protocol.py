@@ -68,7 +68,6 @@ _BUNDLE_PREFIX = b"#bundle\x00"
 _BUNDLE_HEADER_BYTES = 16  # the prefix and an 8-byte time tag
 _READABLE_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what python-osc's OscMessage decodes
 _INT32_MAX = 2**31 - 1
-_MAX_SEED = 2**63 - 1
 # The engine's binaural-preview decoders (visage.model.delivery.binaural_preview.PREVIEW_RENDERERS).
 PREVIEW_RENDERERS = ("spherical-head", "youtube")
 # Where a 360° video's windows look besides the direction given (visage.model.inference.panorama_input).
@@ -396,7 +395,7 @@ def parse_options(text: str) -> GenerateOptions:
     if guidance is not None and not 0.0 <= guidance <= const.MAX_GUIDANCE:
         raise RequestError(ErrorCode.BAD_OPTIONS, f"option 'guidance' must be in [0, {const.MAX_GUIDANCE}]")
     seed = _options_int(obj, "seed")
-    if seed is not None and not 0 <= seed <= _MAX_SEED:
+    if seed is not None and not 0 <= seed <= const.MAX_SEED:
         raise RequestError(ErrorCode.BAD_OPTIONS, "option 'seed' must be in [0, 2**63 - 1]")
     rate = _options_int(obj, "sample_rate")
     if rate is not None and not const.MIN_SAMPLE_RATE_HZ <= rate <= const.MAX_SAMPLE_RATE_HZ:

@@ -75,13 +75,13 @@ def run_batch(args: argparse.Namespace, *, generator: ShotGenerator | None = Non
 
     from .batch_run import BatchError, BatchOptions, run_batch_jobs
     from .batch_summary import format_batch_summary
-    from .job_list import JobListError, job_list_format
+    from .job_list import MAX_SEED, JobListError, job_list_format
 
     if args.jobs < 1:
         return _fail("--jobs must be at least 1")
     if not (math.isfinite(args.yaw) and math.isfinite(args.pitch) and -90.0 <= args.pitch <= 90.0):
         return _fail(f"--yaw {args.yaw} --pitch {args.pitch}: both finite, pitch in [-90, 90] degrees")
-    if args.seed is not None and not 0 <= args.seed <= 2**63 - 1:
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
         return _fail(f"--seed {args.seed}: expected an integer in [0, 2**63 - 1]")
     try:
         job_list_format(Path(args.job_list))  # a wrong suffix fails before a model loads

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from visage.bridge.const import MAX_SEED  # the daemon's limit
 from visage.model.files.result_files import wrap_yaw
 
 FIELDS = ("media", "start", "end", "yaw", "pitch", "direction_curve", "seed", "output")
 REQUIRED_FIELDS = frozenset({"media"})
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-MAX_SEED = 2**63 - 1  # the daemon's limit (OSC protocol)
 _INTEGER = re.compile(r"[+]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
