@@ -359,7 +359,6 @@ class _Run:
         return self.owner._actors
 
     def generate(self) -> None:
-        import ray
 
         for actor in self.actors:  # actors of an earlier run check this run's files
             if actor.state in (_State.IDLE, _State.CHECKING):
@@ -381,18 +380,10 @@ class _Run:
             if not active and not any(a.state is _State.IDLE for a in self.actors):
                 self._fail_rest(self.last_loss or "no Ray actor is left to generate it")
                 return
-            if active and all(a.state is _State.CHECKING for a in active) and not self._usable():
-                waited = time.monotonic() - min(a.since for a in active)
-                if waited > self.owner.options.placement_timeout_s:
-                    self._no_room(waited)
-            ready, _ = ray.wait([a.waiting for a in active], num_returns=1, timeout=_WAIT_S)
-            for waitable in ready:
-                actor = next(a for a in active if a.waiting == waitable)  # Ray Client answers copies
-                self._answer(actor)
+            self._take_answers(active)
 
     def first_load(self) -> str:
         """Start the planned actors and wait until one has loaded the model; its engine's model id."""
-        import ray
 
         while len(self.actors) < self.owner._target:
             self.owner._spawn(self.files)
@@ -400,14 +391,21 @@ class _Run:
             active = [a for a in self.actors if a.state in (_State.CHECKING, _State.LOADING)]
             if not active:
                 raise GeneratorUnavailable(self.last_loss or "no Ray actor is left to load the model")
-            if not self._usable():
-                waited = time.monotonic() - min(a.since for a in active)
-                if waited > self.owner.options.placement_timeout_s:
-                    self._no_room(waited)
-            ready, _ = ray.wait([a.waiting for a in active], num_returns=1, timeout=_WAIT_S)
-            for waitable in ready:
-                self._answer(next(a for a in active if a.waiting == waitable))
+            self._take_answers(active)
         return loaded[0]
+
+    def _take_answers(self, active: list[_Actor]) -> None:
+        """Wait up to `_WAIT_S` for ``active`` actors' answers and take those that came; first give up on
+        placement when none is usable (all are still checking, or waiting for room) for too long."""
+        import ray
+
+        if active and not self._usable():
+            waited = time.monotonic() - min(a.since for a in active)
+            if waited > self.owner.options.placement_timeout_s:
+                self._no_room(waited)
+        ready, _ = ray.wait([a.waiting for a in active], num_returns=1, timeout=_WAIT_S)
+        for waitable in ready:
+            self._answer(next(a for a in active if a.waiting == waitable))  # Ray Client answers copies
 
     def _cancel_asked(self) -> None:
         """End the queued shots the caller cancelled, and tell actors to stop the running ones."""
